@@ -1,0 +1,114 @@
+//! The typed killmail: what ingest produces from any input shape and what the engine consumes.
+//!
+//! Its serde form is the enriched (camelCase) shape of `killmail-input.md`, so a stored or
+//! re-published killmail is always an enriched record. Every field is always written (no
+//! `skip_serializing_if`), which keeps the type usable with non-self-describing formats (bincode)
+//! for timely's exchange between workers.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A killmail id as ESI numbers them.
+pub type KillmailId = i64;
+
+/// One ship's (or structure's) destruction.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Killmail {
+    pub killmail_id: KillmailId,
+    pub killmail_hash: Option<String>,
+    /// When it happened (second resolution, UTC).
+    pub killmail_time: DateTime<Utc>,
+    pub solar_system_id: i64,
+    /// From the record, else from the embedded SDE; empty when neither knows it.
+    pub solar_system_name: String,
+    /// From the record, else from the embedded SDE (0 when neither knows it).
+    pub constellation_id: i64,
+    pub region_id: i64,
+    pub region_name: String,
+    pub victim: Victim,
+    /// At least one.
+    pub attackers: Vec<Attacker>,
+    /// Total ISK destroyed + dropped. From zKillboard when the record has it, else estimated from
+    /// the embedded price table (then `isk_estimated` is true).
+    pub isk_value: i64,
+    pub isk_estimated: bool,
+    pub dropped_value: Option<i64>,
+    pub destroyed_value: Option<i64>,
+    pub fitted_value: Option<i64>,
+    pub npc: Option<bool>,
+    pub solo: Option<bool>,
+    pub awox: Option<bool>,
+}
+
+/// The loser of a killmail.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Victim {
+    /// Absent for structures and NPC losses.
+    pub character_id: Option<i64>,
+    pub character_name: Option<String>,
+    pub corporation_id: Option<i64>,
+    pub corporation_name: Option<String>,
+    pub alliance_id: Option<i64>,
+    pub alliance_name: Option<String>,
+    pub faction_id: Option<i64>,
+    pub ship_type_id: i64,
+    pub ship_type_name: Option<String>,
+    pub ship_group_id: Option<i64>,
+    /// SDE category of the lost type (6 = ship, 65 = structure, ...), filled by ingest.
+    pub ship_category_id: Option<i64>,
+    pub damage_taken: i64,
+}
+
+/// One attacker on a killmail.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attacker {
+    /// Absent for NPCs and structures.
+    pub character_id: Option<i64>,
+    pub character_name: Option<String>,
+    pub corporation_id: Option<i64>,
+    pub corporation_name: Option<String>,
+    pub alliance_id: Option<i64>,
+    pub alliance_name: Option<String>,
+    pub faction_id: Option<i64>,
+    pub ship_type_id: Option<i64>,
+    pub ship_type_name: Option<String>,
+    pub weapon_type_id: Option<i64>,
+    pub damage_done: i64,
+    pub final_blow: bool,
+}
+
+/// SDE category of ships.
+pub const CATEGORY_SHIP: i64 = 6;
+/// SDE group of capsules (pods).
+pub const GROUP_CAPSULE: i64 = 29;
+
+impl Killmail {
+    /// Seconds since the Unix epoch.
+    pub fn timestamp(&self) -> i64 {
+        self.killmail_time.timestamp()
+    }
+
+    /// Attackers flown by players (with a character id).
+    pub fn player_attackers(&self) -> impl Iterator<Item = &Attacker> {
+        self.attackers.iter().filter(|a| a.character_id.is_some())
+    }
+
+    /// The attacker with the final blow, if the record marks one.
+    pub fn final_blow(&self) -> Option<&Attacker> {
+        self.attackers.iter().find(|a| a.final_blow)
+    }
+
+    /// True when the loss is a capsule.
+    pub fn is_pod(&self) -> bool {
+        self.victim.ship_group_id == Some(GROUP_CAPSULE)
+    }
+
+    /// True when the loss is a ship or capsule (category 6), not a structure, deployable,
+    /// fighter or other object. Unknown categories count as ships.
+    pub fn is_ship_loss(&self) -> bool {
+        self.victim.ship_category_id.is_none_or(|c| c == CATEGORY_SHIP)
+    }
+}

@@ -1,0 +1,1 @@
+//! PostgreSQL writes of battle changes, migrations, offsets and the battle event outbox.

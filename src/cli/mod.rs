@@ -1,0 +1,34 @@
+//! The `battles` command line: one subcommand per job. Each subcommand lives in its own module
+//! with its clap arguments and its `run` function.
+
+pub mod check;
+pub mod generate;
+
+use clap::{Parser, Subcommand};
+
+/// Clusters EVE Online killmails into battle reports.
+#[derive(Debug, Parser)]
+#[command(name = "battles", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Parse and validate killmail files without storing anything; print counts per input shape
+    /// and per reject reason; exit non-zero if anything was rejected.
+    Check(check::CheckArgs),
+    /// Write realistic synthetic killmails (enriched shape, arrival order) with ground truth.
+    Generate(generate::GenerateArgs),
+}
+
+impl Cli {
+    /// Runs the chosen subcommand; the process exit code comes from its result.
+    pub fn run(self) -> anyhow::Result<std::process::ExitCode> {
+        match self.command {
+            Command::Check(args) => check::run(args),
+            Command::Generate(args) => generate::run(args),
+        }
+    }
+}
