@@ -1,5 +1,10 @@
 //! The `battles` service library: configuration, killmail ingest, sources and pipeline wiring.
 //! `main.rs` is a thin CLI over it.
 
+pub mod accuracy;
 pub mod cli;
+pub mod config;
+pub mod generate;
+pub mod ingest;
+pub mod sources;
 pub mod telemetry;

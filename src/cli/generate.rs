@@ -1,10 +1,17 @@
 //! `battles generate`: writes realistic synthetic killmails (enriched shape, arrival order)
-//! together with their ground truth (true battle and true side of every pilot).
+//! together with their ground truth (true battle and true side of every pilot); see
+//! [`crate::generate`] for what is generated and [`crate::generate::truth`] for the truth format.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Instant;
 
+use anyhow::Context;
+use chrono::{DateTime, Utc};
 use clap::Args;
+
+use crate::generate::output::write_to_dir;
+use crate::generate::GeneratorConfig;
 
 /// Arguments of `battles generate`.
 #[derive(Debug, Args)]
@@ -29,7 +36,46 @@ pub struct GenerateArgs {
     pub gzip: bool,
 }
 
+impl GenerateArgs {
+    /// The generator configuration these arguments ask for.
+    pub fn config(&self) -> anyhow::Result<GeneratorConfig> {
+        let start: DateTime<Utc> = DateTime::parse_from_rfc3339(&self.start)
+            .with_context(|| format!("--start {:?} is not an RFC 3339 time", self.start))?
+            .with_timezone(&Utc);
+        anyhow::ensure!(
+            self.scale.is_finite() && self.scale > 0.0,
+            "--scale must be a positive number, got {}",
+            self.scale
+        );
+        Ok(GeneratorConfig {
+            seed: self.seed,
+            days: self.days,
+            start,
+            scale: self.scale,
+        })
+    }
+}
+
 /// Runs `battles generate`.
-pub fn run(_args: GenerateArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("battles generate is being written")
+pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
+    let config = args.config()?;
+    let started = Instant::now();
+    let summary = write_to_dir(config, &args.out, args.gzip)
+        .with_context(|| format!("generating into {}", args.out.display()))?;
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "wrote {} killmails to {} and their truth to {} in {:.2} s ({:.0} killmails/s)",
+        summary.killmails,
+        summary.killmails_path.display(),
+        summary.truth_path.display(),
+        seconds,
+        summary.killmails as f64 / seconds.max(1e-9)
+    );
+    for (kind, n) in &summary.by_battle_kind {
+        println!("  {kind:<12} battles' killmails {n:>10}");
+    }
+    for (kind, n) in &summary.by_kill_kind {
+        println!("  {kind:<12} killmails {n:>19}");
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,387 @@
+//! How well a clustering matches the generator's ground truth: B-cubed precision, recall and F1
+//! over killmails, the share of big true battles (10+ killmails) recovered by one predicted
+//! battle at Jaccard >= 0.9, and pilot side accuracy under the best team-label permutation of
+//! each battle.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use battles_dataflow::{BattleReport, KillmailId, Team};
+
+use crate::generate::truth::{Side, TrueBattleId, Truth};
+
+/// Killmails in a true battle for it to count as big.
+pub const BIG_BATTLE: usize = 10;
+/// Jaccard similarity at which a big battle counts as recovered.
+pub const RECOVERED_JACCARD: f64 = 0.9;
+
+/// A predicted clustering. Killmails missing from `battle_of` are battles of their own.
+#[derive(Clone, Debug, Default)]
+pub struct Prediction {
+    /// Killmail id -> predicted battle key (any stable number).
+    pub battle_of: HashMap<KillmailId, u64>,
+    /// (predicted battle key, character id) -> team.
+    pub sides: HashMap<(u64, i64), Team>,
+}
+
+impl Prediction {
+    /// The prediction made by a set of engine reports; a battle's key is its first killmail id.
+    pub fn from_reports<'a>(reports: impl IntoIterator<Item = &'a BattleReport>) -> Prediction {
+        let mut p = Prediction::default();
+        for r in reports {
+            let key = r.first_killmail_id as u64;
+            for k in &r.killmails {
+                p.battle_of.insert(k.killmail_id, key);
+            }
+            for part in &r.participants {
+                p.sides.insert((key, part.character_id), part.team);
+            }
+        }
+        p
+    }
+}
+
+/// The scores of one prediction against the truth.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Accuracy {
+    /// Killmails in the truth.
+    pub killmails: usize,
+    /// Predicted killmail ids that the truth does not know (not scored).
+    pub unknown_killmails: usize,
+    pub true_battles: usize,
+    /// Predicted battles over the truth's killmails, singletons included.
+    pub predicted_battles: usize,
+    pub bcubed_precision: f64,
+    pub bcubed_recall: f64,
+    pub bcubed_f1: f64,
+    /// True battles with at least [`BIG_BATTLE`] killmails.
+    pub big_battles: usize,
+    /// Of those, recovered by one predicted battle at Jaccard >= [`RECOVERED_JACCARD`].
+    pub big_battles_recovered: usize,
+    /// Pilots (sides a/b, battles of 2+ killmails) present in their predicted battle.
+    pub pilots_counted: usize,
+    pub pilots_correct: usize,
+    /// Pilots absent from the predicted battle (not counted in the accuracy).
+    pub pilots_missing: usize,
+    /// Third-party pilots (no right two-team answer; not counted).
+    pub pilots_third_party: usize,
+}
+
+impl Accuracy {
+    /// Share of big battles recovered (1.0 when there are none).
+    pub fn big_battle_recovery(&self) -> f64 {
+        ratio(self.big_battles_recovered, self.big_battles)
+    }
+
+    /// Share of counted pilots on the right side (1.0 when none were counted).
+    pub fn side_accuracy(&self) -> f64 {
+        ratio(self.pilots_correct, self.pilots_counted)
+    }
+}
+
+fn ratio(a: usize, b: usize) -> f64 {
+    if b == 0 {
+        1.0
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+/// A predicted battle, or a killmail the prediction left alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Key {
+    Battle(u64),
+    Alone(KillmailId),
+}
+
+/// Scores `prediction` against `truth`.
+pub fn evaluate(truth: &Truth, prediction: &Prediction) -> Accuracy {
+    let key_of = |k: KillmailId| match prediction.battle_of.get(&k) {
+        Some(&b) => Key::Battle(b),
+        None => Key::Alone(k),
+    };
+    // Sizes of predicted battles and of their overlaps with true battles.
+    let mut predicted_size: HashMap<Key, usize> = HashMap::new();
+    let mut overlap: HashMap<(Key, TrueBattleId), usize> = HashMap::new();
+    for (&k, &t) in &truth.battle_of {
+        let p = key_of(k);
+        *predicted_size.entry(p).or_default() += 1;
+        *overlap.entry((p, t)).or_default() += 1;
+    }
+
+    let mut acc = Accuracy {
+        killmails: truth.battle_of.len(),
+        unknown_killmails: prediction
+            .battle_of
+            .keys()
+            .filter(|k| !truth.battle_of.contains_key(k))
+            .count(),
+        true_battles: truth.battles.len(),
+        predicted_battles: predicted_size.len(),
+        ..Accuracy::default()
+    };
+    let (mut precision, mut recall) = (0.0, 0.0);
+    for (&k, &t) in &truth.battle_of {
+        let p = key_of(k);
+        let both = overlap[&(p, t)] as f64;
+        precision += both / predicted_size[&p] as f64;
+        recall += both / truth.battles[&t].killmails.len() as f64;
+    }
+    if acc.killmails > 0 {
+        acc.bcubed_precision = precision / acc.killmails as f64;
+        acc.bcubed_recall = recall / acc.killmails as f64;
+        let (p, r) = (acc.bcubed_precision, acc.bcubed_recall);
+        acc.bcubed_f1 = if p + r > 0.0 {
+            2.0 * p * r / (p + r)
+        } else {
+            0.0
+        };
+    }
+
+    for (&t, battle) in &truth.battles {
+        let size = battle.killmails.len();
+        if size < 2 {
+            continue;
+        }
+        // The predicted battle holding most of this battle's killmails (ties: the smallest key).
+        let mut holders: HashMap<Key, usize> = HashMap::new();
+        for &k in &battle.killmails {
+            *holders.entry(key_of(k)).or_default() += 1;
+        }
+        let (best, held) = holders
+            .into_iter()
+            .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
+            .expect("the battle has killmails");
+        debug_assert_eq!(overlap[&(best, t)], held);
+        if size >= BIG_BATTLE {
+            acc.big_battles += 1;
+            let jaccard = held as f64 / (size + predicted_size[&best] - held) as f64;
+            if jaccard >= RECOVERED_JACCARD {
+                acc.big_battles_recovered += 1;
+            }
+        }
+        let (mut same, mut flipped, mut counted) = (0, 0, 0);
+        for (&character, &side) in &battle.sides {
+            let want = match side {
+                Side::A => Team::A,
+                Side::B => Team::B,
+                Side::Third => {
+                    acc.pilots_third_party += 1;
+                    continue;
+                }
+            };
+            let got = match best {
+                Key::Battle(b) => prediction.sides.get(&(b, character)),
+                Key::Alone(_) => None,
+            };
+            match got {
+                None => acc.pilots_missing += 1,
+                Some(&team) => {
+                    counted += 1;
+                    if team == want {
+                        same += 1;
+                    } else {
+                        flipped += 1;
+                    }
+                }
+            }
+        }
+        acc.pilots_counted += counted;
+        acc.pilots_correct += same.max(flipped);
+    }
+    acc
+}
+
+impl fmt::Display for Accuracy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{:<34} {:>10}", "killmails", self.killmails)?;
+        writeln!(f, "{:<34} {:>10}", "true battles", self.true_battles)?;
+        writeln!(
+            f,
+            "{:<34} {:>10}",
+            "predicted battles", self.predicted_battles
+        )?;
+        if self.unknown_killmails > 0 {
+            writeln!(
+                f,
+                "{:<34} {:>10}",
+                "predicted killmails not in truth", self.unknown_killmails
+            )?;
+        }
+        writeln!(
+            f,
+            "{:<34} {:>10.4}",
+            "B-cubed precision", self.bcubed_precision
+        )?;
+        writeln!(f, "{:<34} {:>10.4}", "B-cubed recall", self.bcubed_recall)?;
+        writeln!(f, "{:<34} {:>10.4}", "B-cubed F1", self.bcubed_f1)?;
+        writeln!(
+            f,
+            "{:<34} {:>10.4}  ({} of {})",
+            format!("battles {BIG_BATTLE}+ recovered (J>={RECOVERED_JACCARD})"),
+            self.big_battle_recovery(),
+            self.big_battles_recovered,
+            self.big_battles
+        )?;
+        writeln!(
+            f,
+            "{:<34} {:>10.4}  ({} of {})",
+            "pilot side accuracy",
+            self.side_accuracy(),
+            self.pilots_correct,
+            self.pilots_counted
+        )?;
+        writeln!(f, "{:<34} {:>10}", "pilots missing", self.pilots_missing)?;
+        write!(
+            f,
+            "{:<34} {:>10}",
+            "third-party pilots (not scored)", self.pilots_third_party
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::generate::truth::{BattleKind, KillKind, KillmailTruth};
+
+    /// Truth from (killmail, battle, [(character, side)]).
+    fn truth(rows: &[(i64, u64, &[(i64, Side)])]) -> Truth {
+        let mut t = Truth::default();
+        for &(k, b, sides) in rows {
+            t.add(&KillmailTruth {
+                killmail_id: k,
+                battle: b,
+                battle_kind: BattleKind::Fight,
+                kind: KillKind::Ship,
+                sides: sides.iter().copied().collect(),
+            })
+            .unwrap();
+        }
+        t
+    }
+
+    fn prediction(battles: &[(i64, u64)], sides: &[(u64, i64, Team)]) -> Prediction {
+        Prediction {
+            battle_of: battles.iter().copied().collect(),
+            sides: sides.iter().map(|&(b, c, t)| ((b, c), t)).collect(),
+        }
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-9
+    }
+
+    const AB: &[(i64, Side)] = &[(100, Side::A), (200, Side::B)];
+
+    #[test]
+    fn perfect_prediction_scores_one() {
+        let t = truth(&[(1, 1, AB), (2, 1, AB), (3, 1, &[]), (4, 2, &[])]);
+        let p = prediction(
+            &[(1, 9), (2, 9), (3, 9)],
+            &[(9, 100, Team::A), (9, 200, Team::B)],
+        );
+        let a = evaluate(&t, &p);
+        assert_eq!(
+            (a.killmails, a.true_battles, a.predicted_battles),
+            (4, 2, 2)
+        );
+        assert!(close(a.bcubed_precision, 1.0) && close(a.bcubed_recall, 1.0));
+        assert!(close(a.bcubed_f1, 1.0));
+        assert_eq!(
+            (a.pilots_counted, a.pilots_correct, a.pilots_missing),
+            (2, 2, 0)
+        );
+        assert!(close(a.side_accuracy(), 1.0));
+        assert!(a.to_string().contains("B-cubed F1"));
+    }
+
+    #[test]
+    fn a_split_battle_keeps_precision_and_halves_recall() {
+        let t = truth(&[(1, 1, &[]), (2, 1, &[]), (3, 1, &[]), (4, 1, &[])]);
+        let p = prediction(&[(1, 8), (2, 8), (3, 9), (4, 9)], &[]);
+        let a = evaluate(&t, &p);
+        assert!(close(a.bcubed_precision, 1.0));
+        assert!(close(a.bcubed_recall, 0.5));
+        assert!(close(a.bcubed_f1, 2.0 / 3.0));
+        assert_eq!(a.predicted_battles, 2);
+    }
+
+    #[test]
+    fn a_merged_battle_keeps_recall_and_halves_precision() {
+        let t = truth(&[(1, 1, &[]), (2, 1, &[]), (3, 2, &[]), (4, 2, &[])]);
+        let p = prediction(&[(1, 8), (2, 8), (3, 8), (4, 8)], &[]);
+        let a = evaluate(&t, &p);
+        assert!(close(a.bcubed_precision, 0.5));
+        assert!(close(a.bcubed_recall, 1.0));
+        assert!(close(a.bcubed_f1, 2.0 / 3.0));
+    }
+
+    #[test]
+    fn unpredicted_killmails_are_singletons() {
+        // Truth: one battle of 3. Prediction: 1 and 2 together, 3 left alone.
+        // Precision: 1,1,1. Recall: 2/3, 2/3, 1/3 -> 5/9.
+        let t = truth(&[(1, 1, &[]), (2, 1, &[]), (3, 1, &[])]);
+        let p = prediction(&[(1, 8), (2, 8), (77, 8)], &[]);
+        let a = evaluate(&t, &p);
+        assert!(close(a.bcubed_precision, 1.0));
+        assert!(close(a.bcubed_recall, 5.0 / 9.0));
+        assert_eq!(a.unknown_killmails, 1);
+        assert_eq!(a.predicted_battles, 2);
+    }
+
+    #[test]
+    fn flipped_labels_are_not_errors_but_wrong_pilots_are() {
+        let sides: &[(i64, Side)] = &[(100, Side::A), (200, Side::B), (300, Side::B)];
+        let t = truth(&[(1, 1, sides), (2, 1, sides)]);
+        let flipped = prediction(
+            &[(1, 5), (2, 5)],
+            &[(5, 100, Team::B), (5, 200, Team::A), (5, 300, Team::A)],
+        );
+        let a = evaluate(&t, &flipped);
+        assert_eq!((a.pilots_counted, a.pilots_correct), (3, 3));
+        let one_wrong = prediction(
+            &[(1, 5), (2, 5)],
+            &[(5, 100, Team::B), (5, 200, Team::A), (5, 300, Team::B)],
+        );
+        let a = evaluate(&t, &one_wrong);
+        assert_eq!((a.pilots_counted, a.pilots_correct), (3, 2));
+        assert!(close(a.side_accuracy(), 2.0 / 3.0));
+        // A pilot absent from the predicted battle is missing, not wrong.
+        let absent = prediction(&[(1, 5), (2, 5)], &[(5, 100, Team::A), (5, 200, Team::B)]);
+        let a = evaluate(&t, &absent);
+        assert_eq!(
+            (a.pilots_counted, a.pilots_correct, a.pilots_missing),
+            (2, 2, 1)
+        );
+    }
+
+    #[test]
+    fn third_parties_are_not_scored_and_singletons_do_not_count() {
+        let sides: &[(i64, Side)] = &[(100, Side::A), (200, Side::B), (300, Side::Third)];
+        let t = truth(&[(1, 1, sides), (2, 1, sides), (3, 2, AB)]);
+        let p = prediction(
+            &[(1, 5), (2, 5), (3, 6)],
+            &[(5, 100, Team::A), (5, 200, Team::B), (5, 300, Team::A)],
+        );
+        let a = evaluate(&t, &p);
+        assert_eq!((a.pilots_counted, a.pilots_third_party), (2, 1));
+        assert_eq!(a.pilots_missing, 0, "battle 2 has one killmail: not scored");
+    }
+
+    #[test]
+    fn big_battles_are_recovered_at_jaccard_point_nine() {
+        // Battle 1: killmails 1..=10. Prediction A holds 1..=9 (J = 9/10), 10 alone: recovered.
+        // Battle 2: killmails 11..=20. Prediction B holds 11..=18 plus 21 (J = 8/11): not.
+        let mut rows: Vec<(i64, u64, &[(i64, Side)])> = (1..=10).map(|k| (k, 1, &[][..])).collect();
+        rows.extend((11..=20).map(|k| (k, 2, &[][..])));
+        rows.push((21, 3, &[]));
+        let t = truth(&rows);
+        let mut battles: Vec<(i64, u64)> = (1..=9).map(|k| (k, 100)).collect();
+        battles.extend((11..=18).map(|k| (k, 200)));
+        battles.push((21, 200));
+        let a = evaluate(&t, &prediction(&battles, &[]));
+        assert_eq!((a.big_battles, a.big_battles_recovered), (2, 1));
+        assert!(close(a.big_battle_recovery(), 0.5));
+    }
+}
