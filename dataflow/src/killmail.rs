@@ -109,6 +109,8 @@ impl Killmail {
     /// True when the loss is a ship or capsule (category 6), not a structure, deployable,
     /// fighter or other object. Unknown categories count as ships.
     pub fn is_ship_loss(&self) -> bool {
-        self.victim.ship_category_id.is_none_or(|c| c == CATEGORY_SHIP)
+        self.victim
+            .ship_category_id
+            .is_none_or(|c| c == CATEGORY_SHIP)
     }
 }

@@ -1,12 +1,43 @@
 //! The battle clustering engine: a timely + differential-dataflow graph that takes killmail
 //! insertions and retractions and keeps every battle, with its sides and statistics, up to date.
 //! Pure: no I/O. The stream service, backfill, re-clustering, tests and benches all drive it
-//! through [`Engine`].
+//! through [`Engine`]; [`reference`] computes the same battles sequentially for checking.
 
+pub mod cell;
+pub mod engine;
+pub mod graph;
 pub mod killmail;
+pub mod link;
+pub mod reference;
 pub mod report;
+pub mod sides;
+pub mod summarize;
 pub mod universe;
 
+pub use engine::{Ended, Engine, StepOutput};
 pub use killmail::{Attacker, Killmail, KillmailId, Victim};
+pub use link::LinkRule;
 pub use report::{battle_id, BattleReport, Team};
 pub use universe::Universe;
+
+use serde::{Deserialize, Serialize};
+
+/// How the engine clusters and how many workers it runs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EngineConfig {
+    pub rule: LinkRule,
+    /// A component needs at least this many linked (non-satellite) killmails to be a battle.
+    pub min_linked_killmails: usize,
+    /// Timely worker threads.
+    pub workers: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            rule: LinkRule::default(),
+            min_linked_killmails: 2,
+            workers: 1,
+        }
+    }
+}

@@ -53,7 +53,9 @@ fn rows(table: &'static str, n: usize) -> impl Iterator<Item = Vec<&'static str>
 }
 
 fn int(field: &str) -> i64 {
-    field.parse().expect("embedded SDE table holds integers here")
+    field
+        .parse()
+        .expect("embedded SDE table holds integers here")
 }
 
 impl Universe {
@@ -69,7 +71,8 @@ impl Universe {
             u.regions.insert(int(r[0]), r[1].to_string());
         }
         for r in rows(CONSTELLATIONS, 3) {
-            u.constellations.insert(int(r[0]), (int(r[1]), r[2].to_string()));
+            u.constellations
+                .insert(int(r[0]), (int(r[1]), r[2].to_string()));
         }
         for r in rows(SYSTEMS, 5) {
             let s = SolarSystem {

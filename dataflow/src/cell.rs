@@ -1,0 +1,241 @@
+//! Cells: the unit of sequential clustering inside the dataflow.
+//!
+//! A cell is a (region, time bucket). Buckets are [`LinkRule::max_link_secs`] wide, so every
+//! linked pair of killmails is in the same or consecutive buckets. Each killmail is a *home*
+//! member of its own cell and a *guest* of the next bucket's cell of its region (and, when its
+//! system has stargates into other regions, of those regions' cells of the same and next
+//! bucket). Inside a cell, [`cluster_cell`] links home killmails with each other and with guests
+//! by the link rule and solves the local components with union-find. A guest that lands in a
+//! local component is the bridge between its home cell's component and this one; the dataflow
+//! joins such local components globally (see `graph.rs`).
+//!
+//! Satellites are attached in exactly one cell: their home cell when they lie in the first
+//! satellite window of the bucket (where the previous bucket's guests are visible), else the
+//! next bucket's cell, where they are a guest and everything within the window is visible.
+
+use serde::{Deserialize, Serialize};
+
+use crate::killmail::KillmailId;
+use crate::link::{LinkRecord, LinkRule};
+use crate::universe::Universe;
+
+/// A (region, bucket) cell.
+pub type Cell = (i64, i64);
+
+/// A local component of a cell, named by its cell and its first member's (time, id).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Node {
+    pub region: i64,
+    pub bucket: i64,
+    pub time: i64,
+    pub id: KillmailId,
+}
+
+impl Node {
+    /// The label the node starts label propagation with: its first member.
+    pub fn label(&self) -> (i64, KillmailId) {
+        (self.time, self.id)
+    }
+}
+
+/// How a killmail appears in a cell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Role {
+    Home,
+    Guest,
+}
+
+/// A killmail's membership in a local component. Every killmail has exactly one *primary*
+/// membership (its home cell for linkers, its attaching cell for satellites); secondary ones
+/// connect local components across cells.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Membership {
+    pub killmail: KillmailId,
+    pub node: Node,
+    pub primary: bool,
+}
+
+/// The bucket of a time for a bucket width.
+pub fn bucket(time: i64, width: i64) -> i64 {
+    time.div_euclid(width)
+}
+
+/// The cells a killmail appears in, with its role there.
+pub fn cells_of(
+    record: &LinkRecord,
+    width: i64,
+    universe: &Universe,
+) -> impl Iterator<Item = (Cell, Role)> {
+    let b = bucket(record.time, width);
+    let mut cells = vec![
+        ((record.region, b), Role::Home),
+        ((record.region, b + 1), Role::Guest),
+    ];
+    if !record.satellite {
+        let mut foreign: Vec<i64> = universe
+            .neighbours(record.system)
+            .iter()
+            .filter_map(|s| universe.system(*s).map(|s| s.region_id))
+            .filter(|r| *r != record.region)
+            .collect();
+        foreign.sort_unstable();
+        foreign.dedup();
+        for r in foreign {
+            cells.push(((r, b), Role::Guest));
+            cells.push(((r, b + 1), Role::Guest));
+        }
+    }
+    cells.into_iter()
+}
+
+struct UnionFind {
+    parent: Vec<usize>,
+}
+
+impl UnionFind {
+    fn new(n: usize) -> Self {
+        UnionFind {
+            parent: (0..n).collect(),
+        }
+    }
+    fn find(&mut self, mut x: usize) -> usize {
+        while self.parent[x] != x {
+            self.parent[x] = self.parent[self.parent[x]];
+            x = self.parent[x];
+        }
+        x
+    }
+    /// Joins two sets; the smaller index becomes the root, so roots are deterministic.
+    fn union(&mut self, a: usize, b: usize) {
+        let (ra, rb) = (self.find(a), self.find(b));
+        if ra != rb {
+            let (lo, hi) = if ra < rb { (ra, rb) } else { (rb, ra) };
+            self.parent[hi] = lo;
+        }
+    }
+}
+
+/// Clusters one cell. `members` holds the cell's records with their roles, in any order.
+/// Returns the memberships the cell decides (see [`Membership`]).
+pub fn cluster_cell(
+    cell: Cell,
+    members: &[(&Role, &LinkRecord)],
+    rule: &LinkRule,
+    universe: &Universe,
+) -> Vec<Membership> {
+    let width = rule.max_link_secs();
+    let sat_window = rule.satellite_window();
+    let cell_start = cell.1 * width;
+    // Linkers in time order; satellites this cell attaches.
+    let mut linkers: Vec<(Role, &LinkRecord)> = Vec::with_capacity(members.len());
+    let mut satellites: Vec<&LinkRecord> = Vec::new();
+    for (role, rec) in members {
+        if !rec.satellite {
+            linkers.push((**role, rec));
+        } else {
+            let attach_here = match role {
+                Role::Home => rec.time < cell_start + sat_window,
+                Role::Guest => rec.time >= (cell.1 - 1) * width + sat_window,
+            };
+            if attach_here {
+                satellites.push(rec);
+            }
+        }
+    }
+    linkers.sort_by_key(|(_, r)| r.key());
+    satellites.sort_by_key(|r| r.key());
+
+    // Union-find over linkers: every pair within reach that is not home-guest-less (two guests
+    // are linked, if at all, in their own home cell).
+    let n = linkers.len();
+    let mut uf = UnionFind::new(n);
+    for j in 0..n {
+        let (role_j, b) = linkers[j];
+        for i in (0..j).rev() {
+            let (role_i, a) = linkers[i];
+            if b.time - a.time > width {
+                break;
+            }
+            if role_i == Role::Guest && role_j == Role::Guest {
+                continue;
+            }
+            if uf.find(i) == uf.find(j) {
+                continue;
+            }
+            if rule.links(a, b, universe) {
+                uf.union(i, j);
+            }
+        }
+    }
+
+    // Satellites attach to the nearest linker of their system within the window, preferring one
+    // that shares a character with them (a pod and its pilot's ship).
+    let mut attached: Vec<(usize, Option<usize>)> = Vec::with_capacity(satellites.len());
+    for (s, sat) in satellites.iter().enumerate() {
+        let lo = linkers.partition_point(|(_, r)| r.time < sat.time - sat_window);
+        let hi = linkers.partition_point(|(_, r)| r.time <= sat.time + sat_window);
+        let best = (lo..hi)
+            .filter(|&i| linkers[i].1.system == sat.system)
+            .min_by_key(|&i| {
+                let r = linkers[i].1;
+                let shares = sat
+                    .victim_character
+                    .is_some_and(|c| r.characters.binary_search(&c).is_ok());
+                (!shares, (r.time - sat.time).abs(), r.key())
+            });
+        attached.push((s, best));
+    }
+
+    // Name each local component by its first member (time, id), satellites included.
+    let mut first: Vec<(i64, KillmailId)> = vec![(i64::MAX, i64::MAX); n];
+    let mut size = vec![0usize; n];
+    for i in 0..n {
+        let root = uf.find(i);
+        first[root] = first[root].min(linkers[i].1.key());
+        size[root] += 1;
+    }
+    for (s, best) in &attached {
+        if let Some(i) = best {
+            let root = uf.find(*i);
+            first[root] = first[root].min(satellites[*s].key());
+            size[root] += 1;
+        }
+    }
+    let node_of = |key: (i64, KillmailId)| Node {
+        region: cell.0,
+        bucket: cell.1,
+        time: key.0,
+        id: key.1,
+    };
+
+    let mut out = Vec::with_capacity(n + satellites.len());
+    for i in 0..n {
+        let root = uf.find(i);
+        let (role, rec) = linkers[i];
+        match role {
+            Role::Home => out.push(Membership {
+                killmail: rec.id,
+                node: node_of(first[root]),
+                primary: true,
+            }),
+            Role::Guest if size[root] > 1 => out.push(Membership {
+                killmail: rec.id,
+                node: node_of(first[root]),
+                primary: false,
+            }),
+            Role::Guest => {}
+        }
+    }
+    for (s, best) in attached {
+        let key = match best {
+            Some(i) => first[uf.find(i)],
+            None => satellites[s].key(),
+        };
+        out.push(Membership {
+            killmail: satellites[s].id,
+            node: node_of(key),
+            primary: true,
+        });
+    }
+    out
+}

@@ -1,0 +1,107 @@
+//! The differential-dataflow graph: killmails in, battle reports out.
+//!
+//! 1. Each killmail becomes a [`LinkRecord`] placed in its cells (`cell.rs`).
+//! 2. A `reduce` per cell runs [`cluster_cell`]: sequential union-find inside the cell, giving
+//!    every killmail a primary membership in a local component (a [`Node`]) and bridging guests
+//!    a secondary one.
+//! 3. Secondary memberships joined with primary ones are edges between nodes of different cells;
+//!    label propagation over these (few) edges gives each connected node the smallest label of
+//!    its component. Nodes without edges keep their own label.
+//! 4. Killmails grouped by label are battles; a `reduce` per battle builds its report.
+//!
+//! Timestamps are ingest epochs (`u64`), not killmail times: a late killmail is an ordinary
+//! update of the current epoch, so the output for a set of killmails does not depend on the order
+//! or batching in which they arrived.
+
+use std::sync::Arc;
+
+use differential_dataflow::algorithms::graphs::propagate::propagate;
+use differential_dataflow::VecCollection;
+
+use crate::cell::{cells_of, cluster_cell, Node, Role};
+use crate::killmail::{Killmail, KillmailId};
+use crate::link::LinkRecord;
+use crate::report::BattleReport;
+use crate::summarize::summarize;
+use crate::universe::Universe;
+use crate::EngineConfig;
+
+/// The dataflow's timestamp: the ingest epoch.
+pub type Epoch = u64;
+
+/// Builds the clustering graph over a collection of killmails.
+pub fn battles<'scope>(
+    killmails: VecCollection<'scope, Epoch, Killmail, isize>,
+    config: Arc<EngineConfig>,
+) -> VecCollection<'scope, Epoch, BattleReport, isize> {
+    let universe = Universe::embedded();
+    let width = config.rule.max_link_secs();
+
+    let placed = killmails.clone().flat_map(move |km| {
+        let rec = LinkRecord::of(&km);
+        cells_of(&rec, width, universe)
+            .map(|(cell, role)| (cell, (role, rec.clone())))
+            .collect::<Vec<_>>()
+    });
+
+    let cell_config = config.clone();
+    let memberships = placed
+        .reduce_named("ClusterCell", move |cell, members, out| {
+            let members: Vec<(&Role, &LinkRecord)> = members
+                .iter()
+                .filter(|(_, diff)| *diff > 0)
+                .map(|((role, rec), _)| (role, rec))
+                .collect();
+            for m in cluster_cell(*cell, &members, &cell_config.rule, universe) {
+                out.push((m, 1isize));
+            }
+        })
+        .map(|(_cell, m)| m);
+
+    let primary = memberships
+        .clone()
+        .filter(|m| m.primary)
+        .map(|m| (m.killmail, m.node));
+    let secondary = memberships
+        .filter(|m| !m.primary)
+        .map(|m| (m.killmail, m.node));
+
+    let edges = secondary
+        .join_map(primary.clone(), |_km, guest: &Node, home: &Node| {
+            (*home, *guest)
+        })
+        .filter(|(a, b)| a != b)
+        .flat_map(|(a, b)| [(a, b), (b, a)])
+        .distinct();
+    let seeds = edges.clone().map(|(a, _)| (a, a.label())).distinct();
+    let labels = propagate(edges, seeds);
+
+    let node_km = primary.map(|(km, node)| (node, km));
+    let connected = node_km
+        .clone()
+        .join_map(labels.clone(), |_node, km: &KillmailId, label| {
+            (*km, *label)
+        });
+    let lonely = node_km
+        .clone()
+        .concat(node_km.semijoin(labels.map(|(node, _)| node)).negate())
+        .map(|(node, km)| (km, node.label()));
+    let km_label = connected.concat(lonely);
+
+    let min_linked = config.min_linked_killmails;
+    killmails
+        .map(|km| (km.killmail_id, km))
+        .join_map(km_label, |_id, km: &Killmail, label| (*label, km.clone()))
+        .reduce_named("Battle", move |_label, kms, out| {
+            let list: Vec<&Killmail> = kms
+                .iter()
+                .filter(|(_, diff)| *diff > 0)
+                .map(|(km, _)| *km)
+                .collect();
+            let linked = list.iter().filter(|k| !LinkRecord::of(k).satellite).count();
+            if linked >= min_linked && !list.is_empty() {
+                out.push((summarize(&list), 1isize));
+            }
+        })
+        .map(|(_label, report)| report)
+}

@@ -1,0 +1,78 @@
+//! The sequential reference: the same battles as the dataflow, computed the simple way (all pairs
+//! of linkers within reach through union-find, then satellites attached to the nearest linker).
+//! Tests check the engine against it; it is too slow for production on busy data.
+
+use std::collections::BTreeMap;
+
+use crate::killmail::{Killmail, KillmailId};
+use crate::link::LinkRecord;
+use crate::report::BattleReport;
+use crate::summarize::summarize;
+use crate::universe::Universe;
+use crate::EngineConfig;
+
+/// The battles of a set of killmails (each id once), sorted by battle id.
+pub fn battles(killmails: &[Killmail], config: &EngineConfig) -> Vec<BattleReport> {
+    let universe = Universe::embedded();
+    let rule = &config.rule;
+    let mut recs: Vec<LinkRecord> = killmails.iter().map(LinkRecord::of).collect();
+    recs.sort_by_key(|r| r.key());
+    let linkers: Vec<&LinkRecord> = recs.iter().filter(|r| !r.satellite).collect();
+    let n = linkers.len();
+    let mut parent: Vec<usize> = (0..n).collect();
+    fn find(p: &mut [usize], mut x: usize) -> usize {
+        while p[x] != x {
+            p[x] = p[p[x]];
+            x = p[x];
+        }
+        x
+    }
+    for j in 0..n {
+        for i in (0..j).rev() {
+            if linkers[j].time - linkers[i].time > rule.window_secs {
+                break;
+            }
+            if rule.links(linkers[i], linkers[j], universe) {
+                let (a, b) = (find(&mut parent, i), find(&mut parent, j));
+                parent[a.max(b)] = a.min(b);
+            }
+        }
+    }
+    let mut groups: BTreeMap<usize, Vec<KillmailId>> = BTreeMap::new();
+    let mut linked_count: BTreeMap<usize, usize> = BTreeMap::new();
+    for i in 0..n {
+        let root = find(&mut parent, i);
+        groups.entry(root).or_default().push(linkers[i].id);
+        *linked_count.entry(root).or_default() += 1;
+    }
+    let window = rule.satellite_window();
+    for sat in recs.iter().filter(|r| r.satellite) {
+        let best = (0..n)
+            .filter(|&i| {
+                linkers[i].system == sat.system && (linkers[i].time - sat.time).abs() <= window
+            })
+            .min_by_key(|&i| {
+                let r = linkers[i];
+                let shares = sat
+                    .victim_character
+                    .is_some_and(|c| r.characters.binary_search(&c).is_ok());
+                (!shares, (r.time - sat.time).abs(), r.key())
+            });
+        if let Some(i) = best {
+            let root = find(&mut parent, i);
+            groups.entry(root).or_default().push(sat.id);
+        }
+    }
+    let by_id: BTreeMap<KillmailId, &Killmail> =
+        killmails.iter().map(|k| (k.killmail_id, k)).collect();
+    let mut out: Vec<BattleReport> = groups
+        .into_iter()
+        .filter(|(root, _)| linked_count[root] >= config.min_linked_killmails)
+        .map(|(_, ids)| {
+            let kms: Vec<&Killmail> = ids.iter().map(|id| by_id[id]).collect();
+            summarize(&kms)
+        })
+        .collect();
+    out.sort_by_key(|r| r.battle_id);
+    out
+}
