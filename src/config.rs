@@ -1,0 +1,310 @@
+//! The service configuration: one typed [`Config`], built from its defaults, then an optional TOML
+//! file (`--config` or `BATTLES_CONFIG`), then environment variables, then command-line flags
+//! ([`Overrides`]), each later source winning over the earlier ones.
+//!
+//! | field | default | environment |
+//! |---|---|---|
+//! | `database_url` | `postgres://postgres@127.0.0.1:5432/battles` | `DATABASE_URL` |
+//! | `kafka_brokers` | `127.0.0.1:9092` | `KAFKA_BROKERS` |
+//! | `kafka_topic` | `killmail.enriched` | `BATTLES_KAFKA_TOPIC` |
+//! | `kafka_group` | `battle-service` | `BATTLES_KAFKA_GROUP` |
+//! | `listen` | `127.0.0.1:8080` | `BATTLES_LISTEN` |
+//! | `workers` | available cores | `BATTLES_WORKERS` |
+//! | `time_skew_secs` | `3600` | `BATTLES_TIME_SKEW_SECS` |
+//! | `rejects_path` | none (beside the output) | `BATTLES_REJECTS` |
+//! | `max_record_bytes` | `16777216` (16 MiB) | `BATTLES_MAX_RECORD_BYTES` |
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Environment variable naming the TOML configuration file.
+pub const CONFIG_ENV: &str = "BATTLES_CONFIG";
+
+/// Everything the service can be told. Unknown keys in the TOML file are errors (typos must not
+/// pass silently).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// PostgreSQL connection URL. Default `postgres://postgres@127.0.0.1:5432/battles`.
+    pub database_url: String,
+    /// Kafka bootstrap servers, comma separated. Default `127.0.0.1:9092`.
+    pub kafka_brokers: String,
+    /// Topic of enriched killmails. Default `killmail.enriched`.
+    pub kafka_topic: String,
+    /// Kafka consumer group. Default `battle-service`.
+    pub kafka_group: String,
+    /// HTTP listen address of the API. Default `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// Worker threads of the engine. Default: the number of available cores.
+    pub workers: usize,
+    /// How far in the future a killmail time may be before it is rejected, in seconds.
+    /// Default 3600 (one hour).
+    pub time_skew_secs: u64,
+    /// Where rejected records go for file sources. Default: none, meaning `<output>.rejects.jsonl`
+    /// beside a command's output, or nowhere for `check` (which only counts).
+    pub rejects_path: Option<PathBuf>,
+    /// Largest accepted record in bytes; longer ones are rejected as too large.
+    /// Default 16 MiB.
+    pub max_record_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            database_url: "postgres://postgres@127.0.0.1:5432/battles".into(),
+            kafka_brokers: "127.0.0.1:9092".into(),
+            kafka_topic: "killmail.enriched".into(),
+            kafka_group: "battle-service".into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            time_skew_secs: crate::ingest::DEFAULT_TIME_SKEW_SECS,
+            rejects_path: None,
+            max_record_bytes: crate::sources::DEFAULT_MAX_RECORD_BYTES,
+        }
+    }
+}
+
+/// Values given on the command line; `None` leaves the lower layers' value.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// `--config FILE` (wins over `BATTLES_CONFIG`).
+    pub config_file: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub kafka_brokers: Option<String>,
+    pub kafka_topic: Option<String>,
+    pub listen: Option<SocketAddr>,
+    pub workers: Option<usize>,
+    pub time_skew_secs: Option<u64>,
+    pub rejects_path: Option<PathBuf>,
+    pub max_record_bytes: Option<usize>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid configuration file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("environment variable {var}={value:?} is invalid: {reason}")]
+    Env {
+        var: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Defaults, then the TOML file, then the process environment, then `overrides`.
+    pub fn load(overrides: &Overrides) -> Result<Config, ConfigError> {
+        Config::load_with_env(overrides, |var| std::env::var(var).ok())
+    }
+
+    /// [`Config::load`] with the environment given as a lookup function (for tests).
+    pub fn load_with_env(
+        overrides: &Overrides,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let file = overrides
+            .config_file
+            .clone()
+            .or_else(|| env(CONFIG_ENV).filter(|v| !v.is_empty()).map(PathBuf::from));
+        let mut config = match file {
+            Some(path) => Config::from_file(&path)?,
+            None => Config::default(),
+        };
+        config.apply_env(&env)?;
+        config.apply_overrides(overrides);
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Defaults overlaid with a TOML file.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    fn apply_env(&mut self, env: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let get = |var: &str| env(var).filter(|v| !v.is_empty());
+        if let Some(v) = get("DATABASE_URL") {
+            self.database_url = v;
+        }
+        if let Some(v) = get("KAFKA_BROKERS") {
+            self.kafka_brokers = v;
+        }
+        if let Some(v) = get("BATTLES_KAFKA_TOPIC") {
+            self.kafka_topic = v;
+        }
+        if let Some(v) = get("BATTLES_KAFKA_GROUP") {
+            self.kafka_group = v;
+        }
+        parse_env(&get, "BATTLES_LISTEN", &mut self.listen)?;
+        parse_env(&get, "BATTLES_WORKERS", &mut self.workers)?;
+        parse_env(&get, "BATTLES_TIME_SKEW_SECS", &mut self.time_skew_secs)?;
+        parse_env(&get, "BATTLES_MAX_RECORD_BYTES", &mut self.max_record_bytes)?;
+        if let Some(v) = get("BATTLES_REJECTS") {
+            self.rejects_path = Some(PathBuf::from(v));
+        }
+        Ok(())
+    }
+
+    fn apply_overrides(&mut self, o: &Overrides) {
+        fn set<T: Clone>(target: &mut T, v: &Option<T>) {
+            if let Some(v) = v {
+                *target = v.clone();
+            }
+        }
+        set(&mut self.database_url, &o.database_url);
+        set(&mut self.kafka_brokers, &o.kafka_brokers);
+        set(&mut self.kafka_topic, &o.kafka_topic);
+        set(&mut self.listen, &o.listen);
+        set(&mut self.workers, &o.workers);
+        set(&mut self.time_skew_secs, &o.time_skew_secs);
+        set(&mut self.max_record_bytes, &o.max_record_bytes);
+        if o.rejects_path.is_some() {
+            self.rejects_path = o.rejects_path.clone();
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.workers == 0 {
+            return Err(ConfigError::Invalid("workers must be at least 1".into()));
+        }
+        if self.max_record_bytes == 0 {
+            return Err(ConfigError::Invalid(
+                "max_record_bytes must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn parse_env<T: FromStr>(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    target: &mut T,
+) -> Result<(), ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    if let Some(value) = get(var) {
+        *target = value.trim().parse().map_err(|e: T::Err| ConfigError::Env {
+            var,
+            value: value.clone(),
+            reason: e.to_string(),
+        })?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    fn toml_file(dir: &Path, text: &str) -> PathBuf {
+        let p = dir.join("battles.toml");
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn defaults_without_file_env_or_flags() {
+        let c = Config::load_with_env(&Overrides::default(), env_of(&[])).unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.time_skew_secs, 3600);
+        assert!(c.workers >= 1);
+    }
+
+    #[test]
+    fn file_then_env_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = toml_file(
+            dir.path(),
+            "time_skew_secs = 10\nworkers = 3\ndatabase_url = \"postgres://file\"\nkafka_topic = \"from-file\"\n",
+        );
+        let env = env_of(&[
+            (CONFIG_ENV, file.to_str().unwrap()),
+            ("BATTLES_TIME_SKEW_SECS", "20"),
+            ("DATABASE_URL", "postgres://env"),
+            ("BATTLES_LISTEN", "0.0.0.0:9000"),
+        ]);
+        let flags = Overrides {
+            time_skew_secs: Some(30),
+            ..Overrides::default()
+        };
+        let c = Config::load_with_env(&flags, env).unwrap();
+        assert_eq!(c.time_skew_secs, 30, "flag beats env and file");
+        assert_eq!(c.database_url, "postgres://env", "env beats file");
+        assert_eq!(c.workers, 3, "file beats default");
+        assert_eq!(c.kafka_topic, "from-file");
+        assert_eq!(c.listen, "0.0.0.0:9000".parse().unwrap());
+        assert_eq!(c.kafka_brokers, "127.0.0.1:9092", "default stays");
+    }
+
+    #[test]
+    fn config_flag_beats_config_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let from_flag = toml_file(dir.path(), "workers = 7\n");
+        let env = env_of(&[(CONFIG_ENV, "/nonexistent/battles.toml")]);
+        let flags = Overrides {
+            config_file: Some(from_flag),
+            ..Overrides::default()
+        };
+        assert_eq!(Config::load_with_env(&flags, env).unwrap().workers, 7);
+    }
+
+    #[test]
+    fn bad_values_are_errors_not_defaults() {
+        let err = Config::load_with_env(
+            &Overrides::default(),
+            env_of(&[("BATTLES_WORKERS", "many")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("BATTLES_WORKERS"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let typo = toml_file(dir.path(), "time_skew = 5\n");
+        let err = Config::load_with_env(
+            &Overrides {
+                config_file: Some(typo),
+                ..Overrides::default()
+            },
+            env_of(&[]),
+        )
+        .unwrap_err();
+        assert!(matches!(err, ConfigError::Parse { .. }), "{err}");
+        let zero =
+            Config::load_with_env(&Overrides::default(), env_of(&[("BATTLES_WORKERS", "0")]));
+        assert!(matches!(zero, Err(ConfigError::Invalid(_))));
+        let missing = Config::load_with_env(
+            &Overrides::default(),
+            env_of(&[(CONFIG_ENV, "/nonexistent/battles.toml")]),
+        );
+        assert!(matches!(missing, Err(ConfigError::Read { .. })));
+    }
+}
