@@ -50,6 +50,19 @@ impl StepOutput {
     pub fn upserts(&self) -> impl Iterator<Item = &BattleReport> {
         self.changes.iter().filter(|(_, d)| *d > 0).map(|(r, _)| r)
     }
+
+    /// Applies this step to a map of current battles by id (what a reader of every step's output
+    /// holds).
+    pub fn apply_to(&self, battles: &mut BTreeMap<Uuid, BattleReport>) {
+        for (r, d) in &self.changes {
+            if *d < 0 {
+                battles.remove(&r.battle_id);
+            }
+        }
+        for r in self.upserts() {
+            battles.insert(r.battle_id, r.clone());
+        }
+    }
 }
 
 /// A running clustering engine.

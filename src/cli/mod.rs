@@ -1,6 +1,7 @@
 //! The `battles` command line: one subcommand per job. Each subcommand lives in its own module
 //! with its clap arguments and its `run` function.
 
+pub mod accuracy;
 pub mod check;
 pub mod generate;
 
@@ -21,6 +22,8 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Write realistic synthetic killmails (enriched shape, arrival order) with ground truth.
     Generate(generate::GenerateArgs),
+    /// Cluster a generated run and score the battles and sides against its ground truth.
+    Accuracy(accuracy::AccuracyArgs),
 }
 
 impl Cli {
@@ -29,6 +32,7 @@ impl Cli {
         match self.command {
             Command::Check(args) => check::run(args),
             Command::Generate(args) => generate::run(args),
+            Command::Accuracy(args) => accuracy::run(args),
         }
     }
 }
