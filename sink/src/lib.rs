@@ -1,1 +1,29 @@
 //! PostgreSQL writes of battle changes, migrations, offsets and the battle event outbox.
+//!
+//! - [`migrate()`]: the embedded, versioned schema (`migrations/`), applied idempotently.
+//! - [`Sink`]: a pooled writer whose [`Sink::apply`] writes one engine step
+//!   ([`StepChanges`]) in one transaction, retrying while PostgreSQL is away.
+//! - [`server`]: finds a PostgreSQL server or starts a private one.
+//! - [`TestDatabase`]: a throwaway, migrated database for tests.
+
+pub mod changes;
+pub mod error;
+pub mod events;
+mod load;
+pub mod migrate;
+mod plan;
+pub mod server;
+mod sink;
+pub mod testdb;
+pub mod text;
+mod write;
+
+pub use changes::{BattleStatus, RejectionRow, SourcePosition, StatusRule, StepChanges};
+pub use error::SinkError;
+pub use migrate::{ensure_database, migrate, migrate_to, prepare_database};
+pub use sink::{RetryPolicy, Sink, SinkConfig};
+pub use testdb::TestDatabase;
+pub use write::AppliedStats;
+
+/// The PostgreSQL client the sink uses, for callers that query the database directly.
+pub use tokio_postgres;

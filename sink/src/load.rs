@@ -1,0 +1,288 @@
+//! Reading back what the sink wrote: the stored killmails (to rebuild the engine's state on
+//! start), the source offsets (to resume), and whole battle reports (for checks and tests).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::Range;
+
+use battles_dataflow::killmail::Killmail;
+use battles_dataflow::report::{
+    BattleKillmail, BattleReport, Participant, Statistics, Team, TeamTotals,
+};
+use chrono::{DateTime, Utc};
+use futures_util::TryStreamExt;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use crate::changes::BattleStatus;
+use crate::error::SinkError;
+use crate::sink::{with_retry, Sink};
+
+impl Sink {
+    /// Calls `f` with every stored killmail whose time is in `range` (all when `None`), in
+    /// (time, id) order, streaming rather than collecting.
+    pub async fn for_each_killmail(
+        &self,
+        range: Option<Range<DateTime<Utc>>>,
+        mut f: impl FnMut(Killmail),
+    ) -> Result<u64, SinkError> {
+        let client = self.pool().get().await?;
+        let (from, to) = match range {
+            Some(r) => (Some(r.start), Some(r.end)),
+            None => (None, None),
+        };
+        let stream = client
+            .query_raw(
+                "SELECT killmail_id, record FROM killmails
+                 WHERE ($1::timestamptz IS NULL OR killmail_time >= $1)
+                   AND ($2::timestamptz IS NULL OR killmail_time < $2)
+                 ORDER BY killmail_time, killmail_id",
+                [&from as &(dyn tokio_postgres::types::ToSql + Sync), &to],
+            )
+            .await?;
+        let mut stream = std::pin::pin!(stream);
+        let mut n = 0;
+        while let Some(row) = stream.try_next().await? {
+            let id: i64 = row.get(0);
+            let record: serde_json::Value = row.get(1);
+            let k: Killmail =
+                serde_json::from_value(record).map_err(|source| SinkError::StoredKillmail {
+                    killmail_id: id,
+                    source,
+                })?;
+            f(k);
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Every stored killmail whose time is in `range` (all when `None`), in (time, id) order.
+    pub async fn load_killmails(
+        &self,
+        range: Option<Range<DateTime<Utc>>>,
+    ) -> Result<Vec<Killmail>, SinkError> {
+        let mut out = Vec::new();
+        self.for_each_killmail(range, |k| out.push(k)).await?;
+        Ok(out)
+    }
+
+    /// Source key -> committed position.
+    pub async fn load_offsets(&self) -> Result<BTreeMap<String, i64>, SinkError> {
+        with_retry(self.config().retry, "load offsets", || async {
+            let client = self.pool().get().await?;
+            let rows = client
+                .query("SELECT source_key, position FROM source_offsets", &[])
+                .await?;
+            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        })
+        .await
+    }
+
+    /// Ended battle id -> the battle that continues it.
+    pub async fn load_aliases(&self) -> Result<BTreeMap<Uuid, Uuid>, SinkError> {
+        let client = self.pool().get().await?;
+        let rows = client
+            .query("SELECT ended_battle_id, battle_id FROM battle_aliases", &[])
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// Every stored battle rebuilt as the report that produced it, with its status, by id.
+    /// `first_killmail_id` comes from the earliest battle killmail, `isk_estimated` from the
+    /// stored killmail records, `third_party` from `battle_third_parties`.
+    pub async fn load_reports(
+        &self,
+    ) -> Result<BTreeMap<Uuid, (BattleReport, BattleStatus)>, SinkError> {
+        let client = self.pool().get().await?;
+        let battles = client
+            .query(
+                "SELECT b.id, b.started_at, b.ended_at, b.primary_system_id, b.primary_system_name,
+                   b.primary_region_id, b.primary_region_name, b.total_killmails, b.total_pilots,
+                   b.total_isk_destroyed, b.team_a_pilots, b.team_a_isk_destroyed,
+                   b.team_a_isk_lost, b.team_a_ships_destroyed, b.team_a_ships_lost,
+                   b.team_b_pilots, b.team_b_isk_destroyed, b.team_b_isk_lost,
+                   b.team_b_ships_destroyed, b.team_b_ships_lost, b.is_decisive, b.winning_team,
+                   b.status, b.last_killmail_at,
+                   s.top_killers, s.top_losers, s.team_a_ship_types, s.team_b_ship_types,
+                   s.team_a_alliances, s.team_b_alliances, s.killmail_timeline, s.systems_involved,
+                   EXISTS (SELECT 1 FROM battle_killmails bk JOIN killmails k USING (killmail_id)
+                           WHERE bk.battle_id = b.id
+                             AND (k.record->>'iskEstimated')::boolean) AS isk_estimated
+                 FROM battles b LEFT JOIN battle_statistics s ON s.battle_id = b.id",
+                &[],
+            )
+            .await?;
+        let third: HashSet<(Uuid, i64)> = client
+            .query(
+                "SELECT battle_id, character_id FROM battle_third_parties",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        let mut participants: HashMap<Uuid, Vec<Participant>> = HashMap::new();
+        for r in client
+            .query(
+                "SELECT battle_id, character_id, character_name, corporation_id, corporation_name,
+                   alliance_id, alliance_name, team, ships_flown, kills, deaths, damage_done,
+                   damage_received, isk_destroyed, isk_lost, first_seen_at, last_seen_at
+                 FROM battle_participants ORDER BY battle_id, character_id",
+                &[],
+            )
+            .await?
+        {
+            let battle_id: Uuid = r.get(0);
+            let character_id: i64 = r.get(1);
+            let ships: serde_json::Value = r.get(8);
+            participants
+                .entry(battle_id)
+                .or_default()
+                .push(Participant {
+                    character_id,
+                    character_name: r.get(2),
+                    corporation_id: r.get(3),
+                    corporation_name: r.get(4),
+                    alliance_id: r.get(5),
+                    alliance_name: r.get(6),
+                    team: team(battle_id, r.get(7))?,
+                    third_party: third.contains(&(battle_id, character_id)),
+                    ships_flown: decode(battle_id, "ships_flown", ships)?,
+                    kills: r.get::<_, Option<i32>>(9).unwrap_or(0),
+                    deaths: r.get::<_, Option<i32>>(10).unwrap_or(0),
+                    damage_done: r.get::<_, Option<i64>>(11).unwrap_or(0),
+                    damage_received: r.get::<_, Option<i64>>(12).unwrap_or(0),
+                    isk_destroyed: r.get::<_, Option<i64>>(13).unwrap_or(0),
+                    isk_lost: r.get::<_, Option<i64>>(14).unwrap_or(0),
+                    first_seen_at: r.get(15),
+                    last_seen_at: r.get(16),
+                });
+        }
+        let mut killmails: HashMap<Uuid, Vec<BattleKillmail>> = HashMap::new();
+        for r in client
+            .query(
+                "SELECT battle_id, killmail_id, killmail_time, system_id, victim_character_id,
+                   victim_alliance_id, victim_ship_type_id, victim_team, isk_destroyed
+                 FROM battle_killmails ORDER BY battle_id, killmail_time, killmail_id",
+                &[],
+            )
+            .await?
+        {
+            let battle_id: Uuid = r.get(0);
+            killmails
+                .entry(battle_id)
+                .or_default()
+                .push(BattleKillmail {
+                    killmail_id: r.get(1),
+                    killmail_time: r.get(2),
+                    system_id: r.get(3),
+                    victim_character_id: r.get(4),
+                    victim_alliance_id: r.get(5),
+                    victim_ship_type_id: r.get(6),
+                    victim_team: team(battle_id, r.get(7))?,
+                    isk_destroyed: r.get::<_, Option<i64>>(8).unwrap_or(0),
+                });
+        }
+        let mut out = BTreeMap::new();
+        for r in &battles {
+            let (report, status) = battle_from_row(r, &mut participants, &mut killmails)?;
+            out.insert(report.battle_id, (report, status));
+        }
+        Ok(out)
+    }
+}
+
+fn battle_from_row(
+    r: &Row,
+    participants: &mut HashMap<Uuid, Vec<Participant>>,
+    killmails: &mut HashMap<Uuid, Vec<BattleKillmail>>,
+) -> Result<(BattleReport, BattleStatus), SinkError> {
+    let id: Uuid = r.get(0);
+    let int = |i: usize| r.get::<_, Option<i32>>(i).unwrap_or(0);
+    let big = |i: usize| r.get::<_, Option<i64>>(i).unwrap_or(0);
+    let json = |i: usize| {
+        r.get::<_, Option<serde_json::Value>>(i)
+            .unwrap_or(serde_json::Value::Null)
+    };
+    let statistics = Statistics {
+        top_killers: decode(id, "top_killers", json(24))?,
+        top_losers: decode(id, "top_losers", json(25))?,
+        team_a_ship_types: decode(id, "team_a_ship_types", json(26))?,
+        team_b_ship_types: decode(id, "team_b_ship_types", json(27))?,
+        team_a_alliances: decode(id, "team_a_alliances", json(28))?,
+        team_b_alliances: decode(id, "team_b_alliances", json(29))?,
+        killmail_timeline: decode(id, "killmail_timeline", json(30))?,
+        systems_involved: decode(id, "systems_involved", json(31))?,
+    };
+    let status_text: String = r.get(22);
+    let status = BattleStatus::parse(&status_text).ok_or_else(|| SinkError::StoredBattle {
+        battle_id: id,
+        message: format!("unknown status {status_text:?}"),
+    })?;
+    let winning_team = match r.get::<_, Option<String>>(21) {
+        Some(t) => Some(team(id, t)?),
+        None => None,
+    };
+    let kms = killmails.remove(&id).unwrap_or_default();
+    let first_killmail_id = kms.first().map(|k| k.killmail_id).unwrap_or_default();
+    let last_killmail_at: Option<DateTime<Utc>> = r.get(23);
+    let report = BattleReport {
+        battle_id: id,
+        first_killmail_id,
+        started_at: r.get(1),
+        ended_at: r.get(2),
+        primary_system_id: r.get(3),
+        primary_system_name: r.get(4),
+        primary_region_id: r.get(5),
+        primary_region_name: r.get(6),
+        total_killmails: int(7),
+        total_pilots: int(8),
+        total_isk_destroyed: big(9),
+        team_a: TeamTotals {
+            pilots: int(10),
+            isk_destroyed: big(11),
+            isk_lost: big(12),
+            ships_destroyed: int(13),
+            ships_lost: int(14),
+        },
+        team_b: TeamTotals {
+            pilots: int(15),
+            isk_destroyed: big(16),
+            isk_lost: big(17),
+            ships_destroyed: int(18),
+            ships_lost: int(19),
+        },
+        is_decisive: r.get::<_, Option<bool>>(20).unwrap_or(false),
+        winning_team,
+        last_killmail_at: last_killmail_at.unwrap_or_else(|| r.get(2)),
+        isk_estimated: r.get(32),
+        participants: participants.remove(&id).unwrap_or_default(),
+        killmails: kms,
+        statistics,
+    };
+    Ok((report, status))
+}
+
+fn team(battle_id: Uuid, s: String) -> Result<Team, SinkError> {
+    match s.as_str() {
+        "team_a" => Ok(Team::A),
+        "team_b" => Ok(Team::B),
+        _ => Err(SinkError::StoredBattle {
+            battle_id,
+            message: format!("unknown team {s:?}"),
+        }),
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned + Default>(
+    battle_id: Uuid,
+    column: &str,
+    v: serde_json::Value,
+) -> Result<T, SinkError> {
+    if v.is_null() {
+        return Ok(T::default());
+    }
+    serde_json::from_value(v).map_err(|e| SinkError::StoredBattle {
+        battle_id,
+        message: format!("{column}: {e}"),
+    })
+}

@@ -1,0 +1,592 @@
+//! Executes a `WritePlan` inside one transaction: a fixed handful of set-based statements
+//! (`UNNEST` of column arrays, `INSERT .. ON CONFLICT .. DO UPDATE .. WHERE IS DISTINCT FROM`),
+//! so a step costs the same number of round trips whether it touches one battle or ten
+//! thousand, and a row is rewritten (and its `updated_at` moved) only when it really changed.
+
+use std::collections::{BTreeSet, HashMap};
+
+use chrono::{DateTime, Utc};
+use tokio_postgres::Transaction;
+use uuid::Uuid;
+
+use crate::error::SinkError;
+use crate::events::{battle_event, EventKind};
+use crate::plan::{EventData, Keys, WritePlan};
+
+/// What one applied step changed in the database.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AppliedStats {
+    pub battles_created: usize,
+    pub battles_updated: usize,
+    pub battles_ended: usize,
+    /// Stored `open` battles the watermark closed.
+    pub battles_closed: usize,
+    pub participants_written: usize,
+    pub participants_deleted: usize,
+    pub battle_killmails_written: usize,
+    pub battle_killmails_deleted: usize,
+    pub aliases_written: usize,
+    pub killmails_stored: usize,
+    /// Killmails already stored (a re-delivery): not written again.
+    pub killmails_duplicate: usize,
+    pub killmails_removed: usize,
+    pub rejections_stored: usize,
+    pub offsets_written: usize,
+    pub events_written: usize,
+    /// Transactions tried; more than one when PostgreSQL went away and the sink retried.
+    pub attempts: u32,
+}
+
+const UPSERT_BATTLES: &str = "
+INSERT INTO battles AS b (id, started_at, ended_at, primary_system_id, primary_system_name,
+  primary_region_id, primary_region_name, total_killmails, total_pilots, total_isk_destroyed,
+  team_a_pilots, team_a_isk_destroyed, team_a_isk_lost, team_a_ships_destroyed, team_a_ships_lost,
+  team_b_pilots, team_b_isk_destroyed, team_b_isk_lost, team_b_ships_destroyed, team_b_ships_lost,
+  is_decisive, winning_team, status, last_killmail_at)
+SELECT * FROM UNNEST($1::uuid[], $2::timestamptz[], $3::timestamptz[], $4::int8[], $5::text[],
+  $6::int8[], $7::text[], $8::int4[], $9::int4[], $10::int8[],
+  $11::int4[], $12::int8[], $13::int8[], $14::int4[], $15::int4[],
+  $16::int4[], $17::int8[], $18::int8[], $19::int4[], $20::int4[],
+  $21::bool[], $22::text[], $23::text[], $24::timestamptz[])
+ON CONFLICT (id) DO UPDATE SET
+  started_at = EXCLUDED.started_at, ended_at = EXCLUDED.ended_at,
+  primary_system_id = EXCLUDED.primary_system_id, primary_system_name = EXCLUDED.primary_system_name,
+  primary_region_id = EXCLUDED.primary_region_id, primary_region_name = EXCLUDED.primary_region_name,
+  total_killmails = EXCLUDED.total_killmails, total_pilots = EXCLUDED.total_pilots,
+  total_isk_destroyed = EXCLUDED.total_isk_destroyed,
+  team_a_pilots = EXCLUDED.team_a_pilots, team_a_isk_destroyed = EXCLUDED.team_a_isk_destroyed,
+  team_a_isk_lost = EXCLUDED.team_a_isk_lost, team_a_ships_destroyed = EXCLUDED.team_a_ships_destroyed,
+  team_a_ships_lost = EXCLUDED.team_a_ships_lost,
+  team_b_pilots = EXCLUDED.team_b_pilots, team_b_isk_destroyed = EXCLUDED.team_b_isk_destroyed,
+  team_b_isk_lost = EXCLUDED.team_b_isk_lost, team_b_ships_destroyed = EXCLUDED.team_b_ships_destroyed,
+  team_b_ships_lost = EXCLUDED.team_b_ships_lost,
+  is_decisive = EXCLUDED.is_decisive, winning_team = EXCLUDED.winning_team,
+  status = EXCLUDED.status, last_killmail_at = EXCLUDED.last_killmail_at,
+  updated_at = NOW()
+WHERE (b.started_at, b.ended_at, b.primary_system_id, b.primary_system_name, b.primary_region_id,
+  b.primary_region_name, b.total_killmails, b.total_pilots, b.total_isk_destroyed,
+  b.team_a_pilots, b.team_a_isk_destroyed, b.team_a_isk_lost, b.team_a_ships_destroyed,
+  b.team_a_ships_lost, b.team_b_pilots, b.team_b_isk_destroyed, b.team_b_isk_lost,
+  b.team_b_ships_destroyed, b.team_b_ships_lost, b.is_decisive, b.winning_team, b.status,
+  b.last_killmail_at)
+  IS DISTINCT FROM
+  (EXCLUDED.started_at, EXCLUDED.ended_at, EXCLUDED.primary_system_id, EXCLUDED.primary_system_name,
+  EXCLUDED.primary_region_id, EXCLUDED.primary_region_name, EXCLUDED.total_killmails,
+  EXCLUDED.total_pilots, EXCLUDED.total_isk_destroyed, EXCLUDED.team_a_pilots,
+  EXCLUDED.team_a_isk_destroyed, EXCLUDED.team_a_isk_lost, EXCLUDED.team_a_ships_destroyed,
+  EXCLUDED.team_a_ships_lost, EXCLUDED.team_b_pilots, EXCLUDED.team_b_isk_destroyed,
+  EXCLUDED.team_b_isk_lost, EXCLUDED.team_b_ships_destroyed, EXCLUDED.team_b_ships_lost,
+  EXCLUDED.is_decisive, EXCLUDED.winning_team, EXCLUDED.status, EXCLUDED.last_killmail_at)
+RETURNING b.id, (b.xmax = 0) AS inserted";
+
+const UPSERT_STATISTICS: &str = "
+INSERT INTO battle_statistics AS s (battle_id, top_killers, top_losers, team_a_ship_types,
+  team_b_ship_types, team_a_alliances, team_b_alliances, killmail_timeline, systems_involved)
+SELECT * FROM UNNEST($1::uuid[], $2::jsonb[], $3::jsonb[], $4::jsonb[], $5::jsonb[], $6::jsonb[],
+  $7::jsonb[], $8::jsonb[], $9::jsonb[])
+ON CONFLICT (battle_id) DO UPDATE SET
+  top_killers = EXCLUDED.top_killers, top_losers = EXCLUDED.top_losers,
+  team_a_ship_types = EXCLUDED.team_a_ship_types, team_b_ship_types = EXCLUDED.team_b_ship_types,
+  team_a_alliances = EXCLUDED.team_a_alliances, team_b_alliances = EXCLUDED.team_b_alliances,
+  killmail_timeline = EXCLUDED.killmail_timeline, systems_involved = EXCLUDED.systems_involved,
+  updated_at = NOW()
+WHERE (s.top_killers, s.top_losers, s.team_a_ship_types, s.team_b_ship_types, s.team_a_alliances,
+  s.team_b_alliances, s.killmail_timeline, s.systems_involved)
+  IS DISTINCT FROM
+  (EXCLUDED.top_killers, EXCLUDED.top_losers, EXCLUDED.team_a_ship_types,
+  EXCLUDED.team_b_ship_types, EXCLUDED.team_a_alliances, EXCLUDED.team_b_alliances,
+  EXCLUDED.killmail_timeline, EXCLUDED.systems_involved)
+RETURNING s.battle_id";
+
+const UPSERT_PARTICIPANTS: &str = "
+INSERT INTO battle_participants AS p (battle_id, character_id, character_name, corporation_id,
+  corporation_name, alliance_id, alliance_name, team, ships_flown, kills, deaths, damage_done,
+  damage_received, isk_destroyed, isk_lost, first_seen_at, last_seen_at)
+SELECT * FROM UNNEST($1::uuid[], $2::int8[], $3::text[], $4::int8[], $5::text[], $6::int8[],
+  $7::text[], $8::text[], $9::jsonb[], $10::int4[], $11::int4[], $12::int8[], $13::int8[],
+  $14::int8[], $15::int8[], $16::timestamptz[], $17::timestamptz[])
+ON CONFLICT (battle_id, character_id) DO UPDATE SET
+  character_name = EXCLUDED.character_name, corporation_id = EXCLUDED.corporation_id,
+  corporation_name = EXCLUDED.corporation_name, alliance_id = EXCLUDED.alliance_id,
+  alliance_name = EXCLUDED.alliance_name, team = EXCLUDED.team, ships_flown = EXCLUDED.ships_flown,
+  kills = EXCLUDED.kills, deaths = EXCLUDED.deaths, damage_done = EXCLUDED.damage_done,
+  damage_received = EXCLUDED.damage_received, isk_destroyed = EXCLUDED.isk_destroyed,
+  isk_lost = EXCLUDED.isk_lost, first_seen_at = EXCLUDED.first_seen_at,
+  last_seen_at = EXCLUDED.last_seen_at, updated_at = NOW()
+WHERE (p.character_name, p.corporation_id, p.corporation_name, p.alliance_id, p.alliance_name,
+  p.team, p.ships_flown, p.kills, p.deaths, p.damage_done, p.damage_received, p.isk_destroyed,
+  p.isk_lost, p.first_seen_at, p.last_seen_at)
+  IS DISTINCT FROM
+  (EXCLUDED.character_name, EXCLUDED.corporation_id, EXCLUDED.corporation_name,
+  EXCLUDED.alliance_id, EXCLUDED.alliance_name, EXCLUDED.team, EXCLUDED.ships_flown,
+  EXCLUDED.kills, EXCLUDED.deaths, EXCLUDED.damage_done, EXCLUDED.damage_received,
+  EXCLUDED.isk_destroyed, EXCLUDED.isk_lost, EXCLUDED.first_seen_at, EXCLUDED.last_seen_at)
+RETURNING p.battle_id";
+
+const UPSERT_BATTLE_KILLMAILS: &str = "
+INSERT INTO battle_killmails AS k (battle_id, killmail_id, killmail_time, system_id,
+  victim_character_id, victim_alliance_id, victim_ship_type_id, victim_team, isk_destroyed)
+SELECT * FROM UNNEST($1::uuid[], $2::int8[], $3::timestamptz[], $4::int8[], $5::int8[],
+  $6::int8[], $7::int8[], $8::text[], $9::int8[])
+ON CONFLICT (battle_id, killmail_id) DO UPDATE SET
+  killmail_time = EXCLUDED.killmail_time, system_id = EXCLUDED.system_id,
+  victim_character_id = EXCLUDED.victim_character_id,
+  victim_alliance_id = EXCLUDED.victim_alliance_id,
+  victim_ship_type_id = EXCLUDED.victim_ship_type_id, victim_team = EXCLUDED.victim_team,
+  isk_destroyed = EXCLUDED.isk_destroyed
+WHERE (k.killmail_time, k.system_id, k.victim_character_id, k.victim_alliance_id,
+  k.victim_ship_type_id, k.victim_team, k.isk_destroyed)
+  IS DISTINCT FROM
+  (EXCLUDED.killmail_time, EXCLUDED.system_id, EXCLUDED.victim_character_id,
+  EXCLUDED.victim_alliance_id, EXCLUDED.victim_ship_type_id, EXCLUDED.victim_team,
+  EXCLUDED.isk_destroyed)
+RETURNING k.battle_id";
+
+/// Deletes the listed (battle, id) rows of `table` keyed by `column`.
+fn delete_keys_sql(table: &str, column: &str) -> String {
+    format!(
+        "DELETE FROM {table} t USING UNNEST($1::uuid[], $2::int8[]) AS d(battle_id, id)
+         WHERE t.battle_id = d.battle_id AND t.{column} = d.id RETURNING t.battle_id"
+    )
+}
+
+/// Deletes rows of the given battles that are not among the listed (battle, id) pairs: stale
+/// rows of a battle the engine (re)created, e.g. after a restart.
+fn delete_stale_sql(table: &str, column: &str) -> String {
+    format!(
+        "DELETE FROM {table} t WHERE t.battle_id = ANY($3::uuid[]) AND NOT EXISTS (
+           SELECT 1 FROM UNNEST($1::uuid[], $2::int8[]) AS k(battle_id, id)
+           WHERE k.battle_id = t.battle_id AND k.id = t.{column})
+         RETURNING t.battle_id"
+    )
+}
+
+const INSERT_THIRD_PARTIES: &str = "
+INSERT INTO battle_third_parties (battle_id, character_id)
+SELECT * FROM UNNEST($1::uuid[], $2::int8[])
+ON CONFLICT DO NOTHING
+RETURNING battle_id";
+
+const REPOINT_ALIASES: &str = "
+UPDATE battle_aliases a SET battle_id = n.target
+FROM UNNEST($1::uuid[], $2::uuid[]) AS n(ended, target)
+WHERE a.battle_id = n.ended";
+
+const UPSERT_ALIASES: &str = "
+INSERT INTO battle_aliases (ended_battle_id, battle_id)
+SELECT * FROM UNNEST($1::uuid[], $2::uuid[])
+ON CONFLICT (ended_battle_id) DO UPDATE SET battle_id = EXCLUDED.battle_id
+WHERE battle_aliases.battle_id IS DISTINCT FROM EXCLUDED.battle_id";
+
+/// A battle that exists again is nobody's alias (also drops self-aliases a repoint made).
+const DELETE_LIVE_ALIASES: &str = "
+DELETE FROM battle_aliases WHERE ended_battle_id = ANY($1::uuid[])";
+
+const DELETE_BATTLES: &str = "DELETE FROM battles WHERE id = ANY($1::uuid[]) RETURNING id";
+
+const CLOSE_BATTLES: &str = "
+UPDATE battles SET status = 'closed', updated_at = NOW()
+WHERE status = 'open' AND last_killmail_at <= $1
+RETURNING id, started_at, ended_at, primary_system_id, primary_system_name, primary_region_id,
+  primary_region_name, total_killmails, total_pilots, total_isk_destroyed, status";
+
+const DELETE_KILLMAILS: &str = "DELETE FROM killmails WHERE killmail_id = ANY($1::int8[])";
+
+const INSERT_KILLMAILS: &str = "
+INSERT INTO killmails (killmail_id, killmail_hash, killmail_time, solar_system_id, region_id, record)
+SELECT * FROM UNNEST($1::int8[], $2::text[], $3::timestamptz[], $4::int8[], $5::int8[], $6::jsonb[])
+ON CONFLICT (killmail_id) DO NOTHING";
+
+const INSERT_REJECTIONS: &str = "
+INSERT INTO rejected_killmails (raw_payload, reason_code, reason_message, source_position,
+  source_kind, source_file, source_line, source_topic, source_partition, source_offset, received_at)
+SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+  $7::int8[], $8::text[], $9::int4[], $10::int8[], $11::timestamptz[])
+ON CONFLICT (source_position, md5(raw_payload)) DO NOTHING";
+
+const UPSERT_OFFSETS: &str = "
+INSERT INTO source_offsets (source_key, position)
+SELECT * FROM UNNEST($1::text[], $2::int8[])
+ON CONFLICT (source_key) DO UPDATE SET position = EXCLUDED.position, updated_at = NOW()
+WHERE source_offsets.position IS DISTINCT FROM EXCLUDED.position";
+
+const INSERT_EVENTS: &str = "
+INSERT INTO battle_events_outbox (event_id, event_type, battle_id, payload)
+SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::jsonb[])";
+
+/// Writes `plan` in `tx` (the caller commits). `now` stamps the events.
+pub(crate) async fn write(
+    tx: &Transaction<'_>,
+    plan: &WritePlan,
+    now: DateTime<Utc>,
+) -> Result<AppliedStats, SinkError> {
+    let mut stats = AppliedStats::default();
+    // Battles some child row of which changed: they get a battle.updated event.
+    let mut touched: BTreeSet<Uuid> = BTreeSet::new();
+
+    // The killmail store first: retractions, then inserts (a retraction plus an insert of the
+    // same id replaces the record).
+    if !plan.killmails_retracted.is_empty() {
+        stats.killmails_removed = tx
+            .execute(DELETE_KILLMAILS, &[&plan.killmails_retracted])
+            .await? as usize;
+    }
+    let k = &plan.killmail_store;
+    if !k.killmail_id.is_empty() {
+        stats.killmails_stored = tx
+            .execute(
+                INSERT_KILLMAILS,
+                &[
+                    &k.killmail_id,
+                    &k.killmail_hash,
+                    &k.killmail_time,
+                    &k.solar_system_id,
+                    &k.region_id,
+                    &k.record,
+                ],
+            )
+            .await? as usize;
+        stats.killmails_duplicate = k.killmail_id.len() - stats.killmails_stored;
+    }
+
+    // Battles.
+    let mut created: BTreeSet<Uuid> = BTreeSet::new();
+    let mut updated: BTreeSet<Uuid> = BTreeSet::new();
+    let b = &plan.battles;
+    if !b.id.is_empty() {
+        let rows = tx
+            .query(
+                UPSERT_BATTLES,
+                &[
+                    &b.id,
+                    &b.started_at,
+                    &b.ended_at,
+                    &b.primary_system_id,
+                    &b.primary_system_name,
+                    &b.primary_region_id,
+                    &b.primary_region_name,
+                    &b.total_killmails,
+                    &b.total_pilots,
+                    &b.total_isk_destroyed,
+                    &b.team_a_pilots,
+                    &b.team_a_isk_destroyed,
+                    &b.team_a_isk_lost,
+                    &b.team_a_ships_destroyed,
+                    &b.team_a_ships_lost,
+                    &b.team_b_pilots,
+                    &b.team_b_isk_destroyed,
+                    &b.team_b_isk_lost,
+                    &b.team_b_ships_destroyed,
+                    &b.team_b_ships_lost,
+                    &b.is_decisive,
+                    &b.winning_team,
+                    &b.status,
+                    &b.last_killmail_at,
+                ],
+            )
+            .await?;
+        for row in rows {
+            let id: Uuid = row.get(0);
+            if row.get::<_, bool>(1) {
+                created.insert(id);
+            } else {
+                updated.insert(id);
+            }
+        }
+    }
+
+    let s = &plan.statistics;
+    if !s.battle_id.is_empty() {
+        let rows = tx
+            .query(
+                UPSERT_STATISTICS,
+                &[
+                    &s.battle_id,
+                    &s.top_killers,
+                    &s.top_losers,
+                    &s.team_a_ship_types,
+                    &s.team_b_ship_types,
+                    &s.team_a_alliances,
+                    &s.team_b_alliances,
+                    &s.killmail_timeline,
+                    &s.systems_involved,
+                ],
+            )
+            .await?;
+        touched.extend(rows.iter().map(|r| r.get::<_, Uuid>(0)));
+    }
+
+    // Participants.
+    let p = &plan.participants;
+    if p.len() > 0 {
+        let rows = tx
+            .query(
+                UPSERT_PARTICIPANTS,
+                &[
+                    &p.battle_id,
+                    &p.character_id,
+                    &p.character_name,
+                    &p.corporation_id,
+                    &p.corporation_name,
+                    &p.alliance_id,
+                    &p.alliance_name,
+                    &p.team,
+                    &p.ships_flown,
+                    &p.kills,
+                    &p.deaths,
+                    &p.damage_done,
+                    &p.damage_received,
+                    &p.isk_destroyed,
+                    &p.isk_lost,
+                    &p.first_seen_at,
+                    &p.last_seen_at,
+                ],
+            )
+            .await?;
+        stats.participants_written = rows.len();
+        touched.extend(rows.iter().map(|r| r.get::<_, Uuid>(0)));
+    }
+    stats.participants_deleted += delete_keys(
+        tx,
+        "battle_participants",
+        "character_id",
+        &plan.participant_deletes,
+        &mut touched,
+    )
+    .await?;
+    stats.participants_deleted += delete_stale(
+        tx,
+        "battle_participants",
+        "character_id",
+        &plan.created_participant_keys,
+        &plan.created_ids,
+        &mut touched,
+    )
+    .await?;
+
+    // Battle killmails.
+    let bk = &plan.battle_killmails;
+    if bk.len() > 0 {
+        let rows = tx
+            .query(
+                UPSERT_BATTLE_KILLMAILS,
+                &[
+                    &bk.battle_id,
+                    &bk.killmail_id,
+                    &bk.killmail_time,
+                    &bk.system_id,
+                    &bk.victim_character_id,
+                    &bk.victim_alliance_id,
+                    &bk.victim_ship_type_id,
+                    &bk.victim_team,
+                    &bk.isk_destroyed,
+                ],
+            )
+            .await?;
+        stats.battle_killmails_written = rows.len();
+        touched.extend(rows.iter().map(|r| r.get::<_, Uuid>(0)));
+    }
+    stats.battle_killmails_deleted += delete_keys(
+        tx,
+        "battle_killmails",
+        "killmail_id",
+        &plan.battle_killmail_deletes,
+        &mut touched,
+    )
+    .await?;
+    stats.battle_killmails_deleted += delete_stale(
+        tx,
+        "battle_killmails",
+        "killmail_id",
+        &plan.created_killmail_keys,
+        &plan.created_ids,
+        &mut touched,
+    )
+    .await?;
+
+    // Third-party flags.
+    let tp = &plan.third_party_inserts;
+    if !tp.is_empty() {
+        let rows = tx
+            .query(INSERT_THIRD_PARTIES, &[&tp.battle_ids, &tp.ids])
+            .await?;
+        touched.extend(rows.iter().map(|r| r.get::<_, Uuid>(0)));
+    }
+    delete_keys(
+        tx,
+        "battle_third_parties",
+        "character_id",
+        &plan.third_party_deletes,
+        &mut touched,
+    )
+    .await?;
+    delete_stale(
+        tx,
+        "battle_third_parties",
+        "character_id",
+        &plan.created_third_party_keys,
+        &plan.created_ids,
+        &mut touched,
+    )
+    .await?;
+
+    // Aliases, before the ended battles go (their cascade would drop aliases still to repoint).
+    if !plan.aliases.is_empty() {
+        let (ended, target): (Vec<Uuid>, Vec<Uuid>) = plan.aliases.iter().copied().unzip();
+        tx.execute(REPOINT_ALIASES, &[&ended, &target]).await?;
+        stats.aliases_written = tx.execute(UPSERT_ALIASES, &[&ended, &target]).await? as usize;
+    }
+    if !plan.created_ids.is_empty() || !plan.aliases.is_empty() {
+        let live: Vec<Uuid> = plan
+            .created_ids
+            .iter()
+            .chain(plan.aliases.iter().map(|(_, t)| t))
+            .copied()
+            .collect();
+        tx.execute(DELETE_LIVE_ALIASES, &[&live]).await?;
+    }
+
+    let mut ended: Vec<Uuid> = Vec::new();
+    if !plan.ended_ids.is_empty() {
+        let rows = tx.query(DELETE_BATTLES, &[&plan.ended_ids]).await?;
+        ended = rows.iter().map(|r| r.get(0)).collect();
+        ended.sort();
+    }
+    stats.battles_ended = ended.len();
+
+    let mut closed: Vec<EventData> = Vec::new();
+    if let Some(before) = plan.close_before {
+        for row in tx.query(CLOSE_BATTLES, &[&before]).await? {
+            closed.push(EventData {
+                battle_id: row.get(0),
+                started_at: row.get(1),
+                ended_at: row.get(2),
+                primary_system_id: row.get(3),
+                primary_system_name: row.get(4),
+                primary_region_id: row.get(5),
+                primary_region_name: row.get(6),
+                total_killmails: row.get::<_, Option<i32>>(7).unwrap_or(0),
+                total_pilots: row.get::<_, Option<i32>>(8).unwrap_or(0),
+                total_isk_destroyed: row.get::<_, Option<i64>>(9).unwrap_or(0),
+                status: row.get(10),
+            });
+        }
+        stats.battles_closed = closed.len();
+    }
+
+    let r = &plan.rejections;
+    if !r.raw_payload.is_empty() {
+        stats.rejections_stored = tx
+            .execute(
+                INSERT_REJECTIONS,
+                &[
+                    &r.raw_payload,
+                    &r.reason_code,
+                    &r.reason_message,
+                    &r.source_position,
+                    &r.source_kind,
+                    &r.source_file,
+                    &r.source_line,
+                    &r.source_topic,
+                    &r.source_partition,
+                    &r.source_offset,
+                    &r.received_at,
+                ],
+            )
+            .await? as usize;
+    }
+
+    if !plan.offsets.0.is_empty() {
+        tx.execute(UPSERT_OFFSETS, &[&plan.offsets.0, &plan.offsets.1])
+            .await?;
+        stats.offsets_written = plan.offsets.0.len();
+    }
+
+    // Events: created, then updated (a row of the battle or of its children changed), then
+    // closed by the watermark, then ended.
+    let alias_of: HashMap<Uuid, Uuid> = plan.aliases.iter().copied().collect();
+    let mut events = Vec::new();
+    for id in &created {
+        events.push(battle_event(EventKind::Created, &plan.event_data[id], now));
+    }
+    let mut updated_all: BTreeSet<Uuid> = updated;
+    updated_all.extend(
+        touched
+            .into_iter()
+            .filter(|id| !created.contains(id) && plan.event_data.contains_key(id)),
+    );
+    for id in &updated_all {
+        events.push(battle_event(EventKind::Updated, &plan.event_data[id], now));
+    }
+    for data in &closed {
+        if !updated_all.contains(&data.battle_id) && !created.contains(&data.battle_id) {
+            events.push(battle_event(EventKind::Updated, data, now));
+        }
+    }
+    for id in &ended {
+        events.push(crate::events::ended_event(
+            *id,
+            alias_of.get(id).copied(),
+            now,
+        ));
+    }
+    stats.battles_created = created.len();
+    stats.battles_updated = updated_all.len();
+    if !events.is_empty() {
+        let mut ids = Vec::with_capacity(events.len());
+        let mut types = Vec::with_capacity(events.len());
+        let mut battle_ids = Vec::with_capacity(events.len());
+        let mut payloads = Vec::with_capacity(events.len());
+        for e in events {
+            ids.push(e.event_id);
+            types.push(e.event_type.to_owned());
+            battle_ids.push(e.battle_id);
+            payloads.push(e.payload);
+        }
+        stats.events_written = tx
+            .execute(INSERT_EVENTS, &[&ids, &types, &battle_ids, &payloads])
+            .await? as usize;
+    }
+    Ok(stats)
+}
+
+async fn delete_keys(
+    tx: &Transaction<'_>,
+    table: &str,
+    column: &str,
+    keys: &Keys,
+    touched: &mut BTreeSet<Uuid>,
+) -> Result<usize, SinkError> {
+    if keys.is_empty() {
+        return Ok(0);
+    }
+    let rows = tx
+        .query(
+            &delete_keys_sql(table, column),
+            &[&keys.battle_ids, &keys.ids],
+        )
+        .await?;
+    touched.extend(rows.iter().map(|r| r.get::<_, Uuid>(0)));
+    Ok(rows.len())
+}
+
+async fn delete_stale(
+    tx: &Transaction<'_>,
+    table: &str,
+    column: &str,
+    keys: &Keys,
+    battles: &[Uuid],
+    touched: &mut BTreeSet<Uuid>,
+) -> Result<usize, SinkError> {
+    if battles.is_empty() {
+        return Ok(0);
+    }
+    let rows = tx
+        .query(
+            &delete_stale_sql(table, column),
+            &[&keys.battle_ids, &keys.ids, &battles],
+        )
+        .await?;
+    touched.extend(rows.iter().map(|r| r.get::<_, Uuid>(0)));
+    Ok(rows.len())
+}
