@@ -175,7 +175,7 @@ pub fn cluster_cell(
         let lo = linkers.partition_point(|(_, r)| r.time < sat.time - sat_window);
         let hi = linkers.partition_point(|(_, r)| r.time <= sat.time + sat_window);
         let best = (lo..hi)
-            .filter(|&i| linkers[i].1.system == sat.system)
+            .filter(|&i| linkers[i].1.system == sat.system && rule.share_anyone(linkers[i].1, sat))
             .min_by_key(|&i| {
                 let r = linkers[i].1;
                 let shares = sat

@@ -26,7 +26,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EngineConfig {
     pub rule: LinkRule,
-    /// A component needs at least this many linked (non-satellite) killmails to be a battle.
+    /// A component needs at least this many linked (non-satellite) killmails to be a battle. The
+    /// default 0 makes every killmail part of a battle, as the spec has it (a lone kill is a
+    /// battle of one); raise it to keep only fights.
     pub min_linked_killmails: usize,
     /// Timely worker threads.
     pub workers: usize,
@@ -36,7 +38,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             rule: LinkRule::default(),
-            min_linked_killmails: 2,
+            min_linked_killmails: 0,
             workers: 1,
         }
     }

@@ -40,6 +40,9 @@ pub struct LinkRule {
     pub share_character: f64,
     pub share_corporation: f64,
     pub share_alliance: f64,
+    /// Never link two killmails that share no character, corporation or alliance, whatever the
+    /// score: time and place alone are how strangers' kills next to a fight get swallowed.
+    pub require_shared_participant: bool,
 }
 
 impl Default for LinkRule {
@@ -57,6 +60,7 @@ impl Default for LinkRule {
             share_character: 1.0,
             share_corporation: 0.5,
             share_alliance: 0.3,
+            require_shared_participant: true,
         }
     }
 }
@@ -178,15 +182,22 @@ impl LinkRule {
         }
     }
 
-    /// The full proximity score (0 when spatially unrelated).
+    /// The full proximity score (0 when spatially unrelated, or when no one is shared and the
+    /// rule requires someone shared).
     pub fn score(&self, a: &LinkRecord, b: &LinkRecord, universe: &Universe) -> f64 {
         let s = self.spatial(a, b, universe);
-        if s <= 0.0 {
+        let p = self.participants(a, b);
+        if s <= 0.0 || (p <= 0.0 && self.require_shared_participant) {
             return 0.0;
         }
         self.weight_time * self.temporal(a.time - b.time)
             + self.weight_space * s
-            + self.weight_participants * self.participants(a, b)
+            + self.weight_participants * p
+    }
+
+    /// True when two killmails share anyone (character, player corporation or alliance).
+    pub fn share_anyone(&self, a: &LinkRecord, b: &LinkRecord) -> bool {
+        self.participants(a, b) > 0.0
     }
 
     /// Whether two linker killmails are linked. Equivalent to `score >= threshold` (with `S > 0`),
@@ -201,7 +212,7 @@ impl LinkRule {
             return false;
         }
         let base = self.weight_time * self.temporal(dt) + self.weight_space * s;
-        if base >= self.threshold {
+        if base >= self.threshold && !self.require_shared_participant {
             return true;
         }
         let reaches = |p: f64| base + self.weight_participants * p >= self.threshold;
@@ -293,7 +304,13 @@ mod tests {
         let r = LinkRule::default();
         // Jita and Perimeter are adjacent.
         assert!(!r.links(&rec(1, 0, 30000142, &[1]), &rec(2, 10, 30000144, &[2]), u));
-        assert!(r.links(&rec(1, 0, 30000142, &[1]), &rec(2, 300, 30000142, &[2]), u));
+        // Strangers in one system at one time: not by default, yes without the requirement.
+        assert!(!r.links(&rec(1, 0, 30000142, &[1]), &rec(2, 300, 30000142, &[2]), u));
+        let loose = LinkRule {
+            require_shared_participant: false,
+            ..LinkRule::default()
+        };
+        assert!(loose.links(&rec(1, 0, 30000142, &[1]), &rec(2, 300, 30000142, &[2]), u));
         assert!(r.links(&rec(1, 0, 30000142, &[1]), &rec(2, 1200, 30000144, &[1]), u));
         // Different regions, not adjacent: never.
         assert!(!r.links(&rec(1, 0, 30000142, &[1]), &rec(2, 0, 30001046, &[1]), u));

@@ -46,10 +46,13 @@ pub fn battles(killmails: &[Killmail], config: &EngineConfig) -> Vec<BattleRepor
         *linked_count.entry(root).or_default() += 1;
     }
     let window = rule.satellite_window();
+    let mut lone: Vec<Vec<KillmailId>> = Vec::new();
     for sat in recs.iter().filter(|r| r.satellite) {
         let best = (0..n)
             .filter(|&i| {
-                linkers[i].system == sat.system && (linkers[i].time - sat.time).abs() <= window
+                linkers[i].system == sat.system
+                    && (linkers[i].time - sat.time).abs() <= window
+                    && rule.share_anyone(linkers[i], sat)
             })
             .min_by_key(|&i| {
                 let r = linkers[i];
@@ -58,9 +61,12 @@ pub fn battles(killmails: &[Killmail], config: &EngineConfig) -> Vec<BattleRepor
                     .is_some_and(|c| r.characters.binary_search(&c).is_ok());
                 (!shares, (r.time - sat.time).abs(), r.key())
             });
-        if let Some(i) = best {
-            let root = find(&mut parent, i);
-            groups.entry(root).or_default().push(sat.id);
+        match best {
+            Some(i) => {
+                let root = find(&mut parent, i);
+                groups.entry(root).or_default().push(sat.id);
+            }
+            None => lone.push(vec![sat.id]),
         }
     }
     let by_id: BTreeMap<KillmailId, &Killmail> =
@@ -68,7 +74,9 @@ pub fn battles(killmails: &[Killmail], config: &EngineConfig) -> Vec<BattleRepor
     let mut out: Vec<BattleReport> = groups
         .into_iter()
         .filter(|(root, _)| linked_count[root] >= config.min_linked_killmails)
-        .map(|(_, ids)| {
+        .map(|(_, ids)| ids)
+        .chain(lone.into_iter().filter(|_| config.min_linked_killmails == 0))
+        .map(|ids| {
             let kms: Vec<&Killmail> = ids.iter().map(|id| by_id[id]).collect();
             summarize(&kms)
         })

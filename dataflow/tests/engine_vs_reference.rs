@@ -128,3 +128,4 @@ fn merges_report_the_continuing_battle() {
     }
     assert!(ended_any, "this history merges battles as it grows");
 }
+
