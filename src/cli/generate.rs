@@ -2,6 +2,7 @@
 //! together with their ground truth (true battle and true side of every pilot); see
 //! [`crate::generate`] for what is generated and [`crate::generate::truth`] for the truth format.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -63,19 +64,21 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     let summary = write_to_dir(config, &args.out, args.gzip)
         .with_context(|| format!("generating into {}", args.out.display()))?;
     let seconds = started.elapsed().as_secs_f64();
-    println!(
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
         "wrote {} killmails to {} and their truth to {} in {:.2} s ({:.0} killmails/s)",
         summary.killmails,
         summary.killmails_path.display(),
         summary.truth_path.display(),
         seconds,
         summary.killmails as f64 / seconds.max(1e-9)
-    );
+    )?;
     for (kind, n) in &summary.by_battle_kind {
-        println!("  {kind:<12} battles' killmails {n:>10}");
+        writeln!(out, "  {kind:<12} battles' killmails {n:>10}")?;
     }
     for (kind, n) in &summary.by_kill_kind {
-        println!("  {kind:<12} killmails {n:>19}");
+        writeln!(out, "  {kind:<12} killmails {n:>19}")?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -386,7 +386,7 @@ pub fn fight(world: &World, rng: &mut impl Rng, plan: &FightPlan) -> (Vec<Draft>
 
         // The pod, seconds later, by a few of the same attackers.
         let pod_chance = if matches!(space, Space::Null | Space::Wormhole) {
-            0.55
+            0.45
         } else {
             0.35
         };
@@ -435,10 +435,16 @@ fn volley(rng: &mut impl Rng, fleet: &Fleet, min_share: f64) -> Vec<Shooter> {
     let share = if s <= 12 {
         rng.random_range(0.4f64..1.0)
     } else {
-        rng.random_range(0.02..0.45)
+        // Most killmails of a blob carry a tenth of it, a few most of it.
+        0.01 + 0.4 * rng.random::<f64>().powf(2.5)
     }
     .max(min_share);
-    let n = ((s as f64 * share).round() as usize).clamp(1, s);
+    let mut n = ((s as f64 * share).round() as usize).clamp(1, s);
+    if min_share == 0.0 {
+        // Even in the largest blobs most killmails carry tens of attackers, a few hundreds.
+        let limit = 30.0 + 600.0 * rng.random::<f64>().powi(4);
+        n = n.min(limit as usize);
+    }
     let idx: Vec<usize> = (0..s).collect();
     let mut picked: Vec<usize> = idx.choose_multiple(rng, n).copied().collect();
     picked.sort_unstable();
