@@ -675,7 +675,7 @@ mod tests {
     fn oversized_records_are_cut_and_flagged() {
         let dir = tempfile::tempdir().unwrap();
         let p = write(dir.path(), "big.jsonl", b"{\"a\":\"0123456789\"}\n{}\n");
-        let r = records(&[p.clone()], 8);
+        let r = records(&[p], 8);
         assert_eq!(r[0], (1, 0, "{\"a\":\"01".into(), true));
         assert_eq!(r[1], (2, 19, "{}".into(), false));
         let pretty = write(dir.path(), "big.json", b"[{\"a\":\"0123456789\"}, {}]");

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use battles_dataflow::{Attacker, Killmail, Universe, Victim};
 
-use super::raw::{RawAttacker, RawRecord, RawVictim, RawZkb};
+use super::raw::{Amount, RawAttacker, RawRecord, RawVictim, RawZkb};
 use super::time::{eve_launch, parse_time};
 use super::value::{estimate, round_isk, ItemTotals, Prices};
 use super::{IngestContext, RejectReason, Shape};
@@ -118,13 +118,17 @@ fn non_negative(v: i64, names: Names, camel: &str, snake: &str) -> Result<i64, R
     }
 }
 
-/// An ISK amount: finite, not negative, within i64, rounded to whole ISK. `field` names it.
-fn isk(v: Option<f64>, field: impl Fn() -> String) -> Result<Option<i64>, RejectReason> {
+/// An ISK amount: not negative, within i64, floats rounded to whole ISK. `field` names it.
+fn isk(v: Option<Amount>, field: impl Fn() -> String) -> Result<Option<i64>, RejectReason> {
     match v {
         None => Ok(None),
-        Some(x) if x < 0.0 => Err(RejectReason::NegativeValue(field())),
-        Some(x) if !x.is_finite() || x > MAX_ISK => Err(RejectReason::WrongType(field())),
-        Some(x) => Ok(Some(round_isk(x))),
+        Some(Amount::Int(x)) if x < 0 => Err(RejectReason::NegativeValue(field())),
+        Some(Amount::Int(x)) => Ok(Some(x)),
+        Some(Amount::Float(x)) if x < 0.0 => Err(RejectReason::NegativeValue(field())),
+        Some(Amount::Float(x)) if !x.is_finite() || x > MAX_ISK => {
+            Err(RejectReason::WrongType(field()))
+        }
+        Some(Amount::Float(x)) => Ok(Some(round_isk(x))),
     }
 }
 

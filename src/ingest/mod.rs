@@ -104,7 +104,13 @@ pub struct Parsed {
 
 /// Parses, validates and enriches one record (one JSON object, surrounding whitespace allowed).
 pub fn parse_record(bytes: &[u8], ctx: &IngestContext) -> Result<Parsed, RejectReason> {
-    let raw = match serde_json::from_slice::<raw::RawRecord>(bytes) {
+    // Validating UTF-8 once for the whole record is much cheaper than serde_json's check of
+    // every string; records that are not UTF-8 take the byte path (which rejects bad strings).
+    let parsed = match std::str::from_utf8(bytes) {
+        Ok(text) => serde_json::from_str::<raw::RawRecord>(text),
+        Err(_) => serde_json::from_slice::<raw::RawRecord>(bytes),
+    };
+    let raw = match parsed {
         Ok(raw) => raw,
         Err(e) => return Err(diagnose::diagnose(bytes, e)),
     };

@@ -48,15 +48,15 @@ pub(crate) struct RawRecord<'a> {
     pub attackers: Option<Vec<RawAttacker<'a>>>,
 
     #[serde(rename = "iskValue")]
-    pub isk_value: Option<f64>,
+    pub isk_value: Option<Amount>,
     #[serde(rename = "iskEstimated")]
     pub isk_estimated: Option<bool>,
     #[serde(rename = "droppedValue")]
-    pub dropped_value: Option<f64>,
+    pub dropped_value: Option<Amount>,
     #[serde(rename = "destroyedValue")]
-    pub destroyed_value: Option<f64>,
+    pub destroyed_value: Option<Amount>,
     #[serde(rename = "fittedValue")]
-    pub fitted_value: Option<f64>,
+    pub fitted_value: Option<Amount>,
     pub npc: Option<bool>,
     pub solo: Option<bool>,
     pub awox: Option<bool>,
@@ -82,10 +82,10 @@ pub(crate) struct RawPackage<'a> {
 pub(crate) struct RawZkb<'a> {
     #[serde(borrow)]
     pub hash: Option<Cow<'a, str>>,
-    pub fitted_value: Option<f64>,
-    pub dropped_value: Option<f64>,
-    pub destroyed_value: Option<f64>,
-    pub total_value: Option<f64>,
+    pub fitted_value: Option<Amount>,
+    pub dropped_value: Option<Amount>,
+    pub destroyed_value: Option<Amount>,
+    pub total_value: Option<Amount>,
     pub npc: Option<bool>,
     pub solo: Option<bool>,
     pub awox: Option<bool>,
@@ -203,4 +203,39 @@ where
     T: Deserialize<'de>,
 {
     T::deserialize(deserializer).map(Some)
+}
+
+/// An ISK amount as written: integers stay exact (beyond 2^53 too), floats keep their cents.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Amount {
+    Int(i64),
+    Float(f64),
+}
+
+impl<'de> Deserialize<'de> for Amount {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(AmountVisitor)
+    }
+}
+
+struct AmountVisitor;
+
+impl Visitor<'_> for AmountVisitor {
+    type Value = Amount;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an ISK amount")
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Amount, E> {
+        Ok(Amount::Int(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Amount, E> {
+        Ok(i64::try_from(v).map_or(Amount::Float(v as f64), Amount::Int))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Amount, E> {
+        Ok(Amount::Float(v))
+    }
 }
