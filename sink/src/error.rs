@@ -7,7 +7,7 @@ use tokio_postgres::error::SqlState;
 /// Everything the sink can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
-    #[error("database error: {0}")]
+    #[error("database error: {}", describe_pg(.0))]
     Database(#[from] tokio_postgres::Error),
     #[error("connection pool: {0}")]
     Pool(#[from] deadpool_postgres::PoolError),
@@ -47,6 +47,24 @@ impl SinkError {
             SinkError::Pool(_) => false,
             _ => false,
         }
+    }
+}
+
+/// The error with the server's message, SQLSTATE and detail when there is one (the plain
+/// `Display` of `tokio_postgres::Error` says only "db error").
+pub fn describe_pg(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut s = format!("{} ({}): {}", db.severity(), db.code().code(), db.message());
+            if let Some(detail) = db.detail() {
+                s.push_str(&format!("; {detail}"));
+            }
+            s
+        }
+        None => match std::error::Error::source(e) {
+            Some(source) => format!("{e}: {source}"),
+            None => e.to_string(),
+        },
     }
 }
 

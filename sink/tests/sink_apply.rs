@@ -1,0 +1,499 @@
+//! `Sink::apply` against a real PostgreSQL: a battle created, updated (only the changed
+//! participant row is rewritten), merged into another (alias written, ended battle gone with its
+//! rows), everything retracted (tables empty); a failing statement leaves nothing of its step
+//! visible; replays change nothing; the watermark closes quiet battles; bad input is refused.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use battles_dataflow::report::battle_id;
+use battles_sink::tokio_postgres::Client;
+use battles_sink::{
+    BattleStatus, RejectionRow, SinkError, SourcePosition, StatusRule, StepChanges,
+};
+use chrono::Duration;
+use common::*;
+use uuid::Uuid;
+
+async fn count(client: &Client, sql: &str) -> i64 {
+    client.query_one(sql, &[]).await.unwrap().get(0)
+}
+
+async fn participant_times(
+    client: &Client,
+    battle: Uuid,
+) -> BTreeMap<i64, (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)> {
+    client
+        .query(
+            "SELECT character_id, created_at, updated_at FROM battle_participants
+             WHERE battle_id = $1",
+            &[&battle],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), (r.get(1), r.get(2))))
+        .collect()
+}
+
+fn battle_a() -> Vec<Km> {
+    vec![
+        km(1, 0, 2001, &[1000, 1002], 10_000_000),
+        km(2, 3, 1003, &[2002, 2001], 25_000_000),
+    ]
+}
+
+fn battle_b() -> Vec<Km> {
+    vec![
+        km(10, 5, 3001, &[3000], 5_000_000),
+        km(11, 8, 3002, &[3000, 3004], 7_000_000),
+    ]
+}
+
+#[tokio::test]
+async fn created_updated_merged_retracted() {
+    let (db, sink) = fresh().await;
+    let client = db.connect().await.unwrap();
+
+    // Created.
+    let mut step = create_step(&[battle_a(), battle_b()]);
+    step.offsets = vec![("file:/data/day.jsonl.gz".into(), 4)];
+    step.rejections = vec![RejectionRow {
+        raw_payload: "{not json".into(),
+        reason_code: "invalid_json".into(),
+        reason_message: "expected value at line 1".into(),
+        source: SourcePosition::File {
+            path: "/data/day.jsonl.gz".into(),
+            line: 3,
+        },
+        received_at: t0(),
+    }];
+    let stats = sink.apply(step).await.unwrap();
+    assert_eq!(stats.battles_created, 2);
+    assert_eq!(stats.battles_updated, 0);
+    assert_eq!(stats.killmails_stored, 4);
+    assert_eq!(stats.rejections_stored, 1);
+    assert_eq!(stats.events_written, 2);
+    assert_eq!(stats.attempts, 1);
+
+    let a = report(&battle_a());
+    let b = report(&battle_b());
+    let stored = sink.load_reports().await.unwrap();
+    assert_eq!(stored.len(), 2);
+    assert_eq!(stored[&a.battle_id], (a.clone(), BattleStatus::Historical));
+    assert_eq!(stored[&b.battle_id], (b.clone(), BattleStatus::Historical));
+    assert_eq!(
+        sink.load_offsets().await.unwrap(),
+        BTreeMap::from([("file:/data/day.jsonl.gz".to_string(), 4)])
+    );
+    let kms = sink.load_killmails(None).await.unwrap();
+    assert_eq!(
+        kms,
+        [battle_a(), battle_b()]
+            .concat()
+            .iter()
+            .map(killmail)
+            .collect::<Vec<_>>()
+    );
+    let range = t0()..t0() + Duration::minutes(4);
+    assert_eq!(sink.load_killmails(Some(range)).await.unwrap().len(), 2);
+    let rejected = client
+        .query_one(
+            "SELECT reason_code, source_kind, source_file, source_line, source_position
+             FROM rejected_killmails",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rejected.get::<_, String>(0), "invalid_json");
+    assert_eq!(rejected.get::<_, String>(1), "file");
+    assert_eq!(
+        rejected.get::<_, Option<String>>(2).unwrap(),
+        "/data/day.jsonl.gz"
+    );
+    assert_eq!(rejected.get::<_, Option<i64>>(3), Some(3));
+    assert_eq!(rejected.get::<_, String>(4), "file:/data/day.jsonl.gz:3");
+    // The spec's statistics shapes.
+    let top: serde_json::Value = client
+        .query_one(
+            "SELECT top_killers FROM battle_statistics WHERE battle_id = $1",
+            &[&a.battle_id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let first = &top[0];
+    for key in ["characterId", "name", "kills", "iskDestroyed"] {
+        assert!(first.get(key).is_some(), "{key} missing in {top}");
+    }
+    let event: serde_json::Value = client
+        .query_one(
+            "SELECT payload FROM battle_events_outbox WHERE battle_id = $1",
+            &[&a.battle_id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(event["eventType"], "battle.created");
+    assert_eq!(event["source"], "battle-service");
+    assert_eq!(event["data"]["battleId"], a.battle_id.to_string());
+    assert_eq!(event["data"]["primarySystemId"], "30000142");
+    assert_eq!(event["data"]["totalKillmails"], 2);
+    assert_eq!(event["data"]["status"], "historical");
+
+    // Updated: one participant's name changes and one becomes a third party; nothing else.
+    let before = participant_times(&client, a.battle_id).await;
+    let battle_before: (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>) = {
+        let r = client
+            .query_one(
+                "SELECT created_at, updated_at FROM battles WHERE id = $1",
+                &[&a.battle_id],
+            )
+            .await
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    let mut a2 = a.clone();
+    let renamed = a2
+        .participants
+        .iter_mut()
+        .find(|p| p.character_id == 1002)
+        .unwrap();
+    renamed.character_name = "Renamed Pilot".into();
+    renamed.third_party = true;
+    let stats = sink
+        .apply(StepChanges {
+            battles: vec![(a.clone(), -1), (a2.clone(), 1)],
+            ..StepChanges::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(stats.participants_written, 1);
+    assert_eq!(stats.battles_created, 0);
+    assert_eq!(stats.battles_updated, 1);
+    let after = participant_times(&client, a.battle_id).await;
+    assert_eq!(before.len(), after.len());
+    for (c, (created, updated)) in &after {
+        assert_eq!(*created, before[c].0, "created_at of {c} moved");
+        if *c == 1002 {
+            assert!(
+                *updated > before[c].1,
+                "updated_at of the changed row did not move"
+            );
+        } else {
+            assert_eq!(*updated, before[c].1, "updated_at of unchanged {c} moved");
+        }
+    }
+    let r = client
+        .query_one(
+            "SELECT created_at, updated_at FROM battles WHERE id = $1",
+            &[&a.battle_id],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.get(0), r.get(1)),
+        battle_before,
+        "the unchanged battle row moved"
+    );
+    assert_eq!(sink.load_reports().await.unwrap()[&a.battle_id].0, a2);
+
+    // Merged: B's killmails join A; B ends and points at A.
+    let merged_kms = [battle_a(), battle_b()].concat();
+    let mut merged = report(&merged_kms);
+    merged
+        .participants
+        .iter_mut()
+        .find(|p| p.character_id == 1002)
+        .unwrap()
+        .character_name = "Renamed Pilot".into();
+    assert_eq!(merged.battle_id, a.battle_id);
+    let stats = sink
+        .apply(StepChanges {
+            battles: vec![(a2.clone(), -1), (b.clone(), -1), (merged.clone(), 1)],
+            ..StepChanges::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(stats.battles_ended, 1);
+    assert_eq!(stats.battles_updated, 1);
+    assert_eq!(stats.aliases_written, 1);
+    let stored = sink.load_reports().await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[&a.battle_id].0, merged);
+    assert_eq!(
+        sink.load_aliases().await.unwrap(),
+        BTreeMap::from([(b.battle_id, a.battle_id)])
+    );
+    for table in [
+        "battle_participants",
+        "battle_killmails",
+        "battle_statistics",
+    ] {
+        let n: i64 = client
+            .query_one(
+                &format!("SELECT count(*) FROM {table} WHERE battle_id = $1"),
+                &[&b.battle_id],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(n, 0, "{table} still holds rows of the ended battle");
+    }
+    let deleted: serde_json::Value = client
+        .query_one(
+            "SELECT payload FROM battle_events_outbox WHERE event_type = 'battle.deleted'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(deleted["data"]["battleId"], b.battle_id.to_string());
+    assert_eq!(
+        deleted["data"]["continuingBattleId"],
+        a.battle_id.to_string()
+    );
+
+    // Everything retracted: nothing left.
+    let all_ids: Vec<i64> = merged_kms.iter().map(|k| k.id).collect();
+    let stats = sink
+        .apply(StepChanges {
+            battles: vec![(merged.clone(), -1)],
+            killmails_retracted: all_ids,
+            ..StepChanges::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(stats.battles_ended, 1);
+    assert_eq!(stats.killmails_removed, 4);
+    for table in [
+        "battles",
+        "battle_participants",
+        "battle_killmails",
+        "battle_statistics",
+        "battle_aliases",
+        "battle_third_parties",
+        "killmails",
+    ] {
+        assert_eq!(
+            count(&client, &format!("SELECT count(*) FROM {table}")).await,
+            0,
+            "{table} not empty"
+        );
+    }
+    drop(client);
+    drop(sink);
+    db.drop_database().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failing_statement_leaves_nothing_of_the_step() {
+    let (db, sink) = fresh().await;
+    let client = db.connect().await.unwrap();
+    // The offsets statement runs after battles, participants and killmails: make it fail.
+    client
+        .batch_execute(
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS
+               $$ BEGIN RAISE EXCEPTION 'refused by test'; END $$;
+             CREATE TRIGGER refuse_offsets BEFORE INSERT ON source_offsets
+               FOR EACH ROW EXECUTE FUNCTION refuse();",
+        )
+        .await
+        .unwrap();
+    let mut step = create_step(&[battle_a(), battle_b()]);
+    step.offsets = vec![("kafka:killmail.enriched:0".into(), 17)];
+    let err = sink.apply(step.clone()).await.unwrap_err();
+    assert!(!err.is_transient(), "{err}");
+    assert!(err.to_string().contains("refused by test"), "{err}");
+    for table in [
+        "battles",
+        "battle_participants",
+        "battle_killmails",
+        "battle_statistics",
+        "killmails",
+        "source_offsets",
+        "battle_events_outbox",
+    ] {
+        assert_eq!(
+            count(&client, &format!("SELECT count(*) FROM {table}")).await,
+            0,
+            "{table} holds rows of a failed step"
+        );
+    }
+    // Once the cause is gone the same step goes through whole.
+    client
+        .batch_execute("DROP TRIGGER refuse_offsets ON source_offsets")
+        .await
+        .unwrap();
+    sink.apply(step).await.unwrap();
+    assert_eq!(count(&client, "SELECT count(*) FROM battles").await, 2);
+    assert_eq!(
+        sink.load_offsets().await.unwrap()["kafka:killmail.enriched:0"],
+        17
+    );
+    drop(client);
+    drop(sink);
+    db.drop_database().await.unwrap();
+}
+
+#[tokio::test]
+async fn replaying_a_step_changes_nothing() {
+    let (db, sink) = fresh().await;
+    let client = db.connect().await.unwrap();
+    let step = create_step(&[battle_a(), battle_b()]);
+    sink.apply(step.clone()).await.unwrap();
+    let stamps = |sql: &'static str| {
+        let client = &client;
+        async move {
+            client
+                .query(sql, &[])
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    (
+                        r.get::<_, Uuid>(0),
+                        r.get::<_, chrono::DateTime<chrono::Utc>>(1),
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let battles = stamps("SELECT id, updated_at FROM battles ORDER BY id").await;
+    let people = stamps("SELECT id, updated_at FROM battle_participants ORDER BY id").await;
+    // A restart re-emits every battle as created and re-delivers the killmails.
+    let stats = sink.apply(step).await.unwrap();
+    assert_eq!(stats.battles_created, 0);
+    assert_eq!(stats.battles_updated, 0);
+    assert_eq!(stats.participants_written, 0);
+    assert_eq!(stats.killmails_stored, 0);
+    assert_eq!(stats.killmails_duplicate, 4);
+    assert_eq!(stats.events_written, 0);
+    assert_eq!(
+        stamps("SELECT id, updated_at FROM battles ORDER BY id").await,
+        battles
+    );
+    assert_eq!(
+        stamps("SELECT id, updated_at FROM battle_participants ORDER BY id").await,
+        people
+    );
+    // A battle re-created with fewer participants than stored loses the stale rows.
+    let shrunk = vec![km(1, 0, 2001, &[1000], 10_000_000)];
+    let stats = sink
+        .apply(StepChanges {
+            battles: vec![(report(&shrunk), 1)],
+            ..StepChanges::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(stats.battles_updated, 1);
+    let id = battle_id(1);
+    assert_eq!(sink.load_reports().await.unwrap()[&id].0, report(&shrunk));
+    drop(client);
+    drop(sink);
+    db.drop_database().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_watermark_opens_and_closes_battles() {
+    let (db, sink) = fresh().await;
+    let a = report(&battle_a());
+    let rule = |minutes: i64| StatusRule::Watermark {
+        watermark: t0() + Duration::minutes(minutes),
+        close_after: Duration::minutes(30),
+    };
+    let mut step = create_step(&[battle_a()]);
+    step.status = rule(10);
+    sink.apply(step).await.unwrap();
+    assert_eq!(
+        sink.load_reports().await.unwrap()[&a.battle_id].1,
+        BattleStatus::Open
+    );
+    // Time passes without killmails: the battle closes, and an event says so.
+    let stats = sink
+        .apply(StepChanges {
+            status: rule(34),
+            ..StepChanges::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(stats.battles_closed, 1);
+    assert_eq!(stats.events_written, 1);
+    assert_eq!(
+        sink.load_reports().await.unwrap()[&a.battle_id].1,
+        BattleStatus::Closed
+    );
+    let client = db.connect().await.unwrap();
+    let last: serde_json::Value = client
+        .query_one(
+            "SELECT payload FROM battle_events_outbox ORDER BY id DESC LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(last["eventType"], "battle.updated");
+    assert_eq!(last["data"]["status"], "closed");
+    // Closing again is a no-op.
+    let stats = sink
+        .apply(StepChanges {
+            status: rule(40),
+            ..StepChanges::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(stats.battles_closed, 0);
+    drop(client);
+    drop(sink);
+    db.drop_database().await.unwrap();
+}
+
+#[tokio::test]
+async fn inconsistent_changes_are_refused_and_nul_is_stored() {
+    let (db, sink) = fresh().await;
+    let a = report(&battle_a());
+    let err = sink
+        .apply(StepChanges {
+            battles: vec![(a.clone(), 2)],
+            ..StepChanges::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SinkError::InconsistentChanges(_)), "{err}");
+    let err = sink
+        .apply(StepChanges {
+            battles: vec![(a.clone(), 1), (a.clone(), 1)],
+            ..StepChanges::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SinkError::InconsistentChanges(_)), "{err}");
+
+    // NUL cannot be stored by PostgreSQL; it becomes U+FFFD instead of failing the step.
+    let mut kms = battle_a();
+    kms[0].victim = 2001;
+    let mut step = create_step(&[kms]);
+    step.battles[0].0.participants[0].character_name = "bad\0name".into();
+    step.killmails_inserted[0].solar_system_name = "J\0ita".into();
+    step.rejections = vec![RejectionRow {
+        raw_payload: "\0\0".into(),
+        reason_code: "invalid_json".into(),
+        reason_message: "nul".into(),
+        source: SourcePosition::Other("stdin:1".into()),
+        received_at: t0(),
+    }];
+    let stats = sink.apply(step).await.unwrap();
+    assert_eq!(stats.rejections_stored, 1);
+    let stored = sink.load_reports().await.unwrap();
+    assert_eq!(
+        stored[&a.battle_id].0.participants[0].character_name,
+        "bad\u{FFFD}name"
+    );
+    assert_eq!(
+        sink.load_killmails(None).await.unwrap()[0].solar_system_name,
+        "J\u{FFFD}ita"
+    );
+    drop(sink);
+    db.drop_database().await.unwrap();
+}
