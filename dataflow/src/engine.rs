@@ -18,12 +18,12 @@ use crate::EngineConfig;
 enum Command {
     Step {
         epoch: Epoch,
-        updates: Vec<(Killmail, isize)>,
+        updates: Vec<(Arc<Killmail>, isize)>,
     },
 }
 
 enum Message {
-    Output(Vec<(BattleReport, isize)>),
+    Output(Vec<(Arc<BattleReport>, isize)>),
     Done,
 }
 
@@ -87,7 +87,7 @@ impl Engine {
         let mut timely_config = timely::Config::process(workers);
         differential_dataflow::configure(
             &mut timely_config.worker,
-            &differential_dataflow::Config::default().idle_merge_effort(Some(1000)),
+            &differential_dataflow::Config::default().idle_merge_effort(None),
         );
         let guards = timely::execute(timely_config, move |worker| {
             let index = worker.index();
@@ -100,7 +100,7 @@ impl Engine {
             let out_tx = tx.clone();
             let config = config.clone();
             let (mut input, probe) = worker.dataflow::<Epoch, _, _>(move |scope| {
-                let (input, killmails) = scope.new_collection::<Killmail, isize>();
+                let (input, killmails) = scope.new_collection::<Arc<Killmail>, isize>();
                 let (probe, _) = graph::battles(killmails, config)
                     .consolidate()
                     .inspect_batch(move |_, batch| {
@@ -135,10 +135,11 @@ impl Engine {
     /// battle changes it causes. A retraction must carry the same killmail that was inserted.
     pub fn step(&mut self, updates: Vec<(Killmail, isize)>) -> StepOutput {
         let workers = self.senders.len();
-        let mut parts: Vec<Vec<(Killmail, isize)>> = (0..workers).map(|_| Vec::new()).collect();
+        let mut parts: Vec<Vec<(Arc<Killmail>, isize)>> =
+            (0..workers).map(|_| Vec::new()).collect();
         for (km, diff) in updates {
             let w = (km.killmail_id.rem_euclid(workers as i64)) as usize;
-            parts[w].push((km, diff));
+            parts[w].push((Arc::new(km), diff));
         }
         let epoch = self.epoch;
         self.epoch += 1;
@@ -170,24 +171,28 @@ impl Engine {
 }
 
 /// Sums the diffs of equal reports, drops zeros, and works out which battles ended.
-fn consolidate(mut changes: Vec<(BattleReport, isize)>) -> StepOutput {
+fn consolidate(changes: Vec<(Arc<BattleReport>, isize)>) -> StepOutput {
+    let mut changes: Vec<(BattleReport, isize)> = changes
+        .into_iter()
+        .map(|(r, d)| (Arc::unwrap_or_clone(r), d))
+        .collect();
+    // Equal reports are adjacent once sorted by (id, report).
     changes.sort_by(|a, b| {
-        (a.0.battle_id, a.1)
-            .cmp(&(b.0.battle_id, b.1))
+        a.0.battle_id
+            .cmp(&b.0.battle_id)
             .then_with(|| a.0.cmp(&b.0))
     });
     let mut merged: Vec<(BattleReport, isize)> = Vec::with_capacity(changes.len());
     for (report, diff) in changes {
-        match merged
-            .iter_mut()
-            .rev()
-            .find(|(r, _)| r.battle_id == report.battle_id && *r == report)
-        {
-            Some(entry) => entry.1 += diff,
-            None => merged.push((report, diff)),
+        match merged.last_mut() {
+            Some(last) if last.0.battle_id == report.battle_id && last.0 == report => {
+                last.1 += diff
+            }
+            _ => merged.push((report, diff)),
         }
     }
     merged.retain(|(_, d)| *d != 0);
+    merged.sort_by(|a, b| (a.0.battle_id, a.1).cmp(&(b.0.battle_id, b.1)));
     let inserted: BTreeMap<Uuid, &BattleReport> = merged
         .iter()
         .filter(|(_, d)| *d > 0)

@@ -30,15 +30,18 @@ use crate::EngineConfig;
 pub type Epoch = u64;
 
 /// Builds the clustering graph over a collection of killmails.
+///
+/// Killmails, link records and reports travel behind `Arc`s: arrangements clone their contents
+/// as they merge batches, and a clone of a killmail with hundreds of attackers is expensive.
 pub fn battles<'scope>(
-    killmails: VecCollection<'scope, Epoch, Killmail, isize>,
+    killmails: VecCollection<'scope, Epoch, Arc<Killmail>, isize>,
     config: Arc<EngineConfig>,
-) -> VecCollection<'scope, Epoch, BattleReport, isize> {
+) -> VecCollection<'scope, Epoch, Arc<BattleReport>, isize> {
     let universe = Universe::embedded();
     let width = config.rule.max_link_secs();
 
     let placed = killmails.clone().flat_map(move |km| {
-        let rec = LinkRecord::of(&km);
+        let rec = Arc::new(LinkRecord::of(&km));
         cells_of(&rec, width, universe)
             .map(|(cell, role)| (cell, (role, rec.clone())))
             .collect::<Vec<_>>()
@@ -50,7 +53,7 @@ pub fn battles<'scope>(
             let members: Vec<(&Role, &LinkRecord)> = members
                 .iter()
                 .filter(|(_, diff)| *diff > 0)
-                .map(|((role, rec), _)| (role, rec))
+                .map(|((role, rec), _)| (role, &**rec))
                 .collect();
             for m in cluster_cell(*cell, &members, &cell_config.rule, universe) {
                 out.push((m, 1isize));
@@ -91,16 +94,18 @@ pub fn battles<'scope>(
     let min_linked = config.min_linked_killmails;
     killmails
         .map(|km| (km.killmail_id, km))
-        .join_map(km_label, |_id, km: &Killmail, label| (*label, km.clone()))
+        .join_map(km_label, |_id, km: &Arc<Killmail>, label| {
+            (*label, km.clone())
+        })
         .reduce_named("Battle", move |_label, kms, out| {
             let list: Vec<&Killmail> = kms
                 .iter()
                 .filter(|(_, diff)| *diff > 0)
-                .map(|(km, _)| *km)
+                .map(|(km, _)| &***km)
                 .collect();
             let linked = list.iter().filter(|k| !LinkRecord::of(k).satellite).count();
             if linked >= min_linked && !list.is_empty() {
-                out.push((summarize(&list), 1isize));
+                out.push((Arc::new(summarize(&list)), 1isize));
             }
         })
         .map(|(_label, report)| report)

@@ -75,7 +75,10 @@ pub fn battles(killmails: &[Killmail], config: &EngineConfig) -> Vec<BattleRepor
         .into_iter()
         .filter(|(root, _)| linked_count[root] >= config.min_linked_killmails)
         .map(|(_, ids)| ids)
-        .chain(lone.into_iter().filter(|_| config.min_linked_killmails == 0))
+        .chain(
+            lone.into_iter()
+                .filter(|_| config.min_linked_killmails == 0),
+        )
         .map(|ids| {
             let kms: Vec<&Killmail> = ids.iter().map(|id| by_id[id]).collect();
             summarize(&kms)

@@ -128,4 +128,3 @@ fn merges_report_the_continuing_battle() {
     }
     assert!(ended_any, "this history merges battles as it grows");
 }
-

@@ -1,0 +1,97 @@
+//! Engine benchmark: killmails/s through the clustering graph in bulk (one step, as backfill
+//! feeds it) and in small steps (as the stream feeds it: 100 killmails a step, arrival order)
+//! with per-step latency percentiles, at 1 and 2 workers; and the process's peak memory.
+//!
+//! `cargo bench --bench engine` (env `BENCH_DAYS`, `BENCH_SCALE`, `BENCH_STEP` to change the
+//! generated run: default 7 days at scale 10, about 100k killmails, steps of 100).
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use battles::generate::{generate_all, GeneratorConfig};
+use battles_dataflow::{Engine, EngineConfig, Killmail};
+use hdrhistogram::Histogram;
+
+fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map(|kib| kib / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+fn bulk(killmails: &[Killmail], workers: usize) -> (f64, usize) {
+    let mut engine = Engine::start(EngineConfig {
+        workers,
+        ..EngineConfig::default()
+    });
+    let started = Instant::now();
+    let out = engine.insert(killmails.iter().cloned());
+    let secs = started.elapsed().as_secs_f64();
+    (secs, out.upserts().count())
+}
+
+fn stream(killmails: &[Killmail], workers: usize, step: usize) -> (f64, Histogram<u64>) {
+    let mut engine = Engine::start(EngineConfig {
+        workers,
+        ..EngineConfig::default()
+    });
+    let mut hist = Histogram::<u64>::new(3).expect("histogram");
+    let mut battles = BTreeMap::new();
+    let started = Instant::now();
+    for batch in killmails.chunks(step) {
+        let t = Instant::now();
+        engine.insert(batch.iter().cloned()).apply_to(&mut battles);
+        hist.record(t.elapsed().as_micros() as u64).expect("record");
+    }
+    (started.elapsed().as_secs_f64(), hist)
+}
+
+fn main() {
+    let days: u32 = env("BENCH_DAYS", 7);
+    let scale: f64 = env("BENCH_SCALE", 10.0);
+    let step: usize = env("BENCH_STEP", 100);
+    let generated = generate_all(GeneratorConfig {
+        days,
+        scale,
+        ..GeneratorConfig::default()
+    });
+    let kms = generated.killmails;
+    let n = kms.len();
+    println!("engine benchmark: {n} generated killmails ({days} days, scale {scale})");
+    println!("| mode | workers | killmails/s | battles | step p50 | step p99 | step max |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for workers in [1, 2] {
+        let (secs, battles) = bulk(&kms, workers);
+        println!(
+            "| bulk (1 step) | {workers} | {:.0} | {battles} | | | |",
+            n as f64 / secs
+        );
+    }
+    for workers in [1, 2] {
+        let (secs, h) = stream(&kms, workers, step);
+        println!(
+            "| stream ({step}/step) | {workers} | {:.0} | | {:.1} ms | {:.1} ms | {:.1} ms |",
+            n as f64 / secs,
+            h.value_at_quantile(0.5) as f64 / 1000.0,
+            h.value_at_quantile(0.99) as f64 / 1000.0,
+            h.max() as f64 / 1000.0
+        );
+    }
+    println!(
+        "peak RSS {:.0} MiB for {n} killmails held ({:.1} KiB per killmail, generator included)",
+        peak_rss_mib(),
+        peak_rss_mib() * 1024.0 / n as f64
+    );
+}
