@@ -78,10 +78,12 @@ fn writes_both_files_that_parse_back() {
     let gz = tempfile::tempdir().unwrap();
     write_to_dir(config(1, 1, 0.1), gz.path(), true).unwrap();
     let f = std::fs::File::open(gz.path().join(KILLMAILS_GZ_FILE)).unwrap();
-    let n = std::io::BufReader::new(flate2::read::GzDecoder::new(f))
+    let parsed: Vec<Killmail> = std::io::BufReader::new(flate2::read::GzDecoder::new(f))
         .lines()
-        .map(|l| serde_json::from_str::<Killmail>(&l.unwrap()).unwrap())
-        .count();
+        .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
+        .collect();
+    let n = parsed.len();
+    assert!(parsed.iter().all(|k| !k.attackers.is_empty()));
     assert_eq!(n, lines(&gz.path().join(TRUTH_FILE)).len());
 }
 

@@ -286,6 +286,6 @@ fn split_damage(
             },
         })
         .collect();
-    out.sort_by(|a, b| b.damage_done.cmp(&a.damage_done));
+    out.sort_by_key(|a| std::cmp::Reverse(a.damage_done));
     out
 }
