@@ -221,6 +221,7 @@ pub(crate) async fn write(
     now: DateTime<Utc>,
 ) -> Result<AppliedStats, SinkError> {
     let mut stats = AppliedStats::default();
+    let mut laps = Laps::new();
     // Battles some child row of which changed: they get a battle.updated event.
     let mut touched: BTreeSet<Uuid> = BTreeSet::new();
 
@@ -249,6 +250,7 @@ pub(crate) async fn write(
         stats.killmails_duplicate = k.killmail_id.len() - stats.killmails_stored;
     }
 
+    laps.lap("killmail store");
     // Battles.
     let mut created: BTreeSet<Uuid> = BTreeSet::new();
     let mut updated: BTreeSet<Uuid> = BTreeSet::new();
@@ -295,6 +297,7 @@ pub(crate) async fn write(
         }
     }
 
+    laps.lap("battles");
     let s = &plan.statistics;
     if !s.battle_id.is_empty() {
         let rows = tx
@@ -316,7 +319,18 @@ pub(crate) async fn write(
         touched.extend(rows.iter().map(|r| r.get::<_, Uuid>(0)));
     }
 
+    laps.lap("statistics");
     // Participants.
+    // Stale rows first: for battles new to the database this finds nothing to scan.
+    stats.participants_deleted += delete_stale(
+        tx,
+        "battle_participants",
+        "character_id",
+        &plan.created_participant_keys,
+        &plan.created_ids,
+        &mut touched,
+    )
+    .await?;
     let p = &plan.participants;
     if p.len() > 0 {
         let rows = tx
@@ -354,17 +368,19 @@ pub(crate) async fn write(
         &mut touched,
     )
     .await?;
-    stats.participants_deleted += delete_stale(
+
+    laps.lap("participants");
+    // Battle killmails.
+    // Stale rows first: for battles new to the database this finds nothing to scan.
+    stats.battle_killmails_deleted += delete_stale(
         tx,
-        "battle_participants",
-        "character_id",
-        &plan.created_participant_keys,
+        "battle_killmails",
+        "killmail_id",
+        &plan.created_killmail_keys,
         &plan.created_ids,
         &mut touched,
     )
     .await?;
-
-    // Battle killmails.
     let bk = &plan.battle_killmails;
     if bk.len() > 0 {
         let rows = tx
@@ -394,17 +410,18 @@ pub(crate) async fn write(
         &mut touched,
     )
     .await?;
-    stats.battle_killmails_deleted += delete_stale(
+
+    laps.lap("battle killmails");
+    // Third-party flags.
+    delete_stale(
         tx,
-        "battle_killmails",
-        "killmail_id",
-        &plan.created_killmail_keys,
+        "battle_third_parties",
+        "character_id",
+        &plan.created_third_party_keys,
         &plan.created_ids,
         &mut touched,
     )
     .await?;
-
-    // Third-party flags.
     let tp = &plan.third_party_inserts;
     if !tp.is_empty() {
         let rows = tx
@@ -420,16 +437,8 @@ pub(crate) async fn write(
         &mut touched,
     )
     .await?;
-    delete_stale(
-        tx,
-        "battle_third_parties",
-        "character_id",
-        &plan.created_third_party_keys,
-        &plan.created_ids,
-        &mut touched,
-    )
-    .await?;
 
+    laps.lap("third parties");
     // Aliases, before the ended battles go (their cascade would drop aliases still to repoint).
     if !plan.aliases.is_empty() {
         let (ended, target): (Vec<Uuid>, Vec<Uuid>) = plan.aliases.iter().copied().unzip();
@@ -446,6 +455,7 @@ pub(crate) async fn write(
         tx.execute(DELETE_LIVE_ALIASES, &[&live]).await?;
     }
 
+    laps.lap("aliases");
     let mut ended: Vec<Uuid> = Vec::new();
     if !plan.ended_ids.is_empty() {
         let rows = tx.query(DELETE_BATTLES, &[&plan.ended_ids]).await?;
@@ -474,6 +484,7 @@ pub(crate) async fn write(
         stats.battles_closed = closed.len();
     }
 
+    laps.lap("ended + closed");
     let r = &plan.rejections;
     if !r.raw_payload.is_empty() {
         stats.rejections_stored = tx
@@ -502,6 +513,7 @@ pub(crate) async fn write(
         stats.offsets_written = plan.offsets.0.len();
     }
 
+    laps.lap("rejections + offsets");
     // Events: created, then updated (a row of the battle or of its children changed), then
     // closed by the watermark, then ended.
     let alias_of: HashMap<Uuid, Uuid> = plan.aliases.iter().copied().collect();
@@ -547,7 +559,42 @@ pub(crate) async fn write(
             .execute(INSERT_EVENTS, &[&ids, &types, &battle_ids, &payloads])
             .await? as usize;
     }
+    laps.lap("events");
+    tracing::debug!(laps = %laps, "step statements");
     Ok(stats)
+}
+
+/// Time spent per group of statements, for the debug log.
+struct Laps {
+    last: std::time::Instant,
+    laps: Vec<(&'static str, std::time::Duration)>,
+}
+
+impl Laps {
+    fn new() -> Laps {
+        Laps {
+            last: std::time::Instant::now(),
+            laps: Vec::new(),
+        }
+    }
+
+    fn lap(&mut self, name: &'static str) {
+        let now = std::time::Instant::now();
+        self.laps.push((name, now - self.last));
+        self.last = now;
+    }
+}
+
+impl std::fmt::Display for Laps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (name, d)) in self.laps.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{name} {:.1}ms", d.as_secs_f64() * 1000.0)?;
+        }
+        Ok(())
+    }
 }
 
 async fn delete_keys(

@@ -26,6 +26,11 @@ fn battle(i: i64) -> Vec<Km> {
 
 #[tokio::test]
 async fn bulk_apply_throughput() {
+    // RUST_LOG=battles_sink=debug shows the time of each group of statements.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let (db, sink) = fresh().await;
     let battles: Vec<Vec<Km>> = (0..10_000).map(battle).collect();
     let step = create_step(&battles);
