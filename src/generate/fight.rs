@@ -442,7 +442,7 @@ fn volley(rng: &mut impl Rng, fleet: &Fleet, min_share: f64) -> Vec<Shooter> {
     let mut n = ((s as f64 * share).round() as usize).clamp(1, s);
     if min_share == 0.0 {
         // Even in the largest blobs most killmails carry tens of attackers, a few hundreds.
-        let limit = 30.0 + 600.0 * rng.random::<f64>().powi(4);
+        let limit = 40.0 + 900.0 * rng.random::<f64>().powi(3);
         n = n.min(limit as usize);
     }
     let idx: Vec<usize> = (0..s).collect();
