@@ -6,5 +6,6 @@ pub mod cli;
 pub mod config;
 pub mod generate;
 pub mod ingest;
+pub mod postgres;
 pub mod sources;
 pub mod telemetry;

@@ -4,6 +4,7 @@
 pub mod accuracy;
 pub mod check;
 pub mod generate;
+pub mod migrate;
 
 use clap::{Parser, Subcommand};
 
@@ -24,6 +25,8 @@ pub enum Command {
     Generate(generate::GenerateArgs),
     /// Cluster a generated run and score the battles and sides against its ground truth.
     Accuracy(accuracy::AccuracyArgs),
+    /// Create the battles database if needed and apply the schema migrations not yet applied.
+    Migrate(migrate::MigrateArgs),
 }
 
 impl Cli {
@@ -33,6 +36,7 @@ impl Cli {
             Command::Check(args) => check::run(args),
             Command::Generate(args) => generate::run(args),
             Command::Accuracy(args) => accuracy::run(args),
+            Command::Migrate(args) => migrate::run(args),
         }
     }
 }
