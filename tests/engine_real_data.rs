@@ -1,0 +1,114 @@
+//! The engine on real killmails (../shared/data/killmails, four days of 2021): the ~1,080-kill
+//! Jorund fight of 2021-11-28 comes out as one battle, and victims rarely land on the team of
+//! the pilot who killed them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use battles::ingest::{parse_record, IngestContext};
+use battles::sources::open_sources;
+use battles_dataflow::{Engine, EngineConfig, Killmail, Team};
+
+const DATA: &str = "../shared/data/killmails";
+const JORUND: i64 = 30001046;
+
+fn real_killmails() -> Option<Vec<Killmail>> {
+    let dir = Path::new(DATA);
+    if !dir.exists() {
+        eprintln!("skipping: {DATA} is not here");
+        return None;
+    }
+    let ctx = IngestContext::new(3600);
+    let mut days: Vec<_> = std::fs::read_dir(dir)
+        .expect("list real data")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.to_string_lossy().ends_with(".jsonl.gz"))
+        .collect();
+    days.sort();
+    let mut sources = open_sources(&days).expect("open real data");
+    let mut out = Vec::new();
+    while let Some(record) = sources.next_record() {
+        let record = record.expect("readable");
+        out.push(parse_record(record.bytes, &ctx).expect("real killmails parse").killmail);
+    }
+    Some(out)
+}
+
+#[test]
+fn jorund_is_one_battle_and_victims_face_their_killers() {
+    let Some(kms) = real_killmails() else { return };
+    assert_eq!(kms.len(), 57_461);
+    let mut engine = Engine::start(EngineConfig {
+        workers: 2,
+        ..EngineConfig::default()
+    });
+    let mut battles = BTreeMap::new();
+    for chunk in kms.chunks(20_000) {
+        engine.insert(chunk.iter().cloned()).apply_to(&mut battles);
+    }
+
+    // The Jorund fight: every Jorund killmail of 10:20-14:20 on the 28th in one battle.
+    let in_fight = |k: &Killmail| {
+        k.solar_system_id == JORUND
+            && k.killmail_time.to_rfc3339() >= "2021-11-28T10:30:00".to_string()
+            && k.killmail_time.to_rfc3339() <= "2021-11-28T14:10:00".to_string()
+            && k.attackers.iter().any(|a| a.character_id.is_some())
+    };
+    let battle_of: HashMap<i64, uuid::Uuid> = battles
+        .values()
+        .flat_map(|r| r.killmails.iter().map(move |k| (k.killmail_id, r.battle_id)))
+        .collect();
+    let mut holders: BTreeMap<uuid::Uuid, usize> = BTreeMap::new();
+    let mut fight_kms = 0;
+    for k in kms.iter().filter(|k| in_fight(k)) {
+        fight_kms += 1;
+        *holders.entry(battle_of[&k.killmail_id]).or_default() += 1;
+    }
+    let (main, held) = holders.iter().max_by_key(|(_, n)| **n).expect("fight exists");
+    let jorund = &battles[main];
+    println!(
+        "Jorund: {} of {fight_kms} fight killmails in battle {} ({} killmails, {} pilots, {} systems, {} - {})",
+        held,
+        jorund.battle_id,
+        jorund.total_killmails,
+        jorund.total_pilots,
+        jorund.statistics.systems_involved.len(),
+        jorund.started_at,
+        jorund.ended_at
+    );
+    assert!(fight_kms > 900, "the fight is in the data");
+    assert!(*held as f64 >= 0.99 * fight_kms as f64, "the Jorund fight is one battle");
+    assert!(jorund.total_killmails >= 1_000 && jorund.total_killmails < 1_400);
+    assert_eq!(jorund.primary_system_id, JORUND);
+
+    // Victim on the final blow's team, friendly fire (same corporation or alliance) left out.
+    let team_of: HashMap<(uuid::Uuid, i64), Team> = battles
+        .values()
+        .flat_map(|r| {
+            r.participants
+                .iter()
+                .map(move |p| ((r.battle_id, p.character_id), p.team))
+        })
+        .collect();
+    let (mut counted, mut same) = (0usize, 0usize);
+    for k in &kms {
+        let Some(fb) = k.final_blow() else { continue };
+        let (Some(v), Some(a)) = (k.victim.character_id, fb.character_id) else {
+            continue;
+        };
+        let friendly = (k.victim.alliance_id.is_some() && k.victim.alliance_id == fb.alliance_id)
+            || (k.victim.corporation_id.is_some() && k.victim.corporation_id == fb.corporation_id);
+        if friendly {
+            continue;
+        }
+        let b = battle_of[&k.killmail_id];
+        counted += 1;
+        if team_of[&(b, v)] == team_of[&(b, a)] {
+            same += 1;
+        }
+    }
+    let rate = same as f64 / counted as f64;
+    println!("victim on final blow's team: {same} of {counted} ({:.2}%)", rate * 100.0);
+    assert!(counted > 30_000);
+    assert!(rate < 0.02, "victims on their killer's team: {:.2}%", rate * 100.0);
+}
