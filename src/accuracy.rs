@@ -246,7 +246,9 @@ mod tests {
     use crate::generate::truth::{BattleKind, KillKind, KillmailTruth};
 
     /// Truth from (killmail, battle, [(character, side)]).
-    fn truth(rows: &[(i64, u64, &[(i64, Side)])]) -> Truth {
+    type Row<'a> = (i64, u64, &'a [(i64, Side)]);
+
+    fn truth(rows: &[Row]) -> Truth {
         let mut t = Truth::default();
         for &(k, b, sides) in rows {
             t.add(&KillmailTruth {
@@ -373,7 +375,7 @@ mod tests {
     fn big_battles_are_recovered_at_jaccard_point_nine() {
         // Battle 1: killmails 1..=10. Prediction A holds 1..=9 (J = 9/10), 10 alone: recovered.
         // Battle 2: killmails 11..=20. Prediction B holds 11..=18 plus 21 (J = 8/11): not.
-        let mut rows: Vec<(i64, u64, &[(i64, Side)])> = (1..=10).map(|k| (k, 1, &[][..])).collect();
+        let mut rows: Vec<Row> = (1..=10).map(|k| (k, 1, &[][..])).collect();
         rows.extend((11..=20).map(|k| (k, 2, &[][..])));
         rows.push((21, 3, &[]));
         let t = truth(&rows);

@@ -29,7 +29,11 @@ fn real_killmails() -> Option<Vec<Killmail>> {
     let mut out = Vec::new();
     while let Some(record) = sources.next_record() {
         let record = record.expect("readable");
-        out.push(parse_record(record.bytes, &ctx).expect("real killmails parse").killmail);
+        out.push(
+            parse_record(record.bytes, &ctx)
+                .expect("real killmails parse")
+                .killmail,
+        );
     }
     Some(out)
 }
@@ -50,13 +54,17 @@ fn jorund_is_one_battle_and_victims_face_their_killers() {
     // The Jorund fight: every Jorund killmail of 10:20-14:20 on the 28th in one battle.
     let in_fight = |k: &Killmail| {
         k.solar_system_id == JORUND
-            && k.killmail_time.to_rfc3339() >= "2021-11-28T10:30:00".to_string()
-            && k.killmail_time.to_rfc3339() <= "2021-11-28T14:10:00".to_string()
+            && *k.killmail_time.to_rfc3339() >= *"2021-11-28T10:30:00"
+            && *k.killmail_time.to_rfc3339() <= *"2021-11-28T14:10:00"
             && k.attackers.iter().any(|a| a.character_id.is_some())
     };
     let battle_of: HashMap<i64, uuid::Uuid> = battles
         .values()
-        .flat_map(|r| r.killmails.iter().map(move |k| (k.killmail_id, r.battle_id)))
+        .flat_map(|r| {
+            r.killmails
+                .iter()
+                .map(move |k| (k.killmail_id, r.battle_id))
+        })
         .collect();
     let mut holders: BTreeMap<uuid::Uuid, usize> = BTreeMap::new();
     let mut fight_kms = 0;
@@ -64,7 +72,10 @@ fn jorund_is_one_battle_and_victims_face_their_killers() {
         fight_kms += 1;
         *holders.entry(battle_of[&k.killmail_id]).or_default() += 1;
     }
-    let (main, held) = holders.iter().max_by_key(|(_, n)| **n).expect("fight exists");
+    let (main, held) = holders
+        .iter()
+        .max_by_key(|(_, n)| **n)
+        .expect("fight exists");
     let jorund = &battles[main];
     println!(
         "Jorund: {} of {fight_kms} fight killmails in battle {} ({} killmails, {} pilots, {} systems, {} - {})",
@@ -77,7 +88,10 @@ fn jorund_is_one_battle_and_victims_face_their_killers() {
         jorund.ended_at
     );
     assert!(fight_kms > 900, "the fight is in the data");
-    assert!(*held as f64 >= 0.99 * fight_kms as f64, "the Jorund fight is one battle");
+    assert!(
+        *held as f64 >= 0.99 * fight_kms as f64,
+        "the Jorund fight is one battle"
+    );
     assert!(jorund.total_killmails >= 1_000 && jorund.total_killmails < 1_400);
     assert_eq!(jorund.primary_system_id, JORUND);
 
@@ -108,7 +122,14 @@ fn jorund_is_one_battle_and_victims_face_their_killers() {
         }
     }
     let rate = same as f64 / counted as f64;
-    println!("victim on final blow's team: {same} of {counted} ({:.2}%)", rate * 100.0);
+    println!(
+        "victim on final blow's team: {same} of {counted} ({:.2}%)",
+        rate * 100.0
+    );
     assert!(counted > 30_000);
-    assert!(rate < 0.02, "victims on their killer's team: {:.2}%", rate * 100.0);
+    assert!(
+        rate < 0.02,
+        "victims on their killer's team: {:.2}%",
+        rate * 100.0
+    );
 }

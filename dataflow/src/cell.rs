@@ -189,9 +189,9 @@ pub fn cluster_cell(
     // Name each local component by its first member (time, id), satellites included.
     let mut first: Vec<(i64, KillmailId)> = vec![(i64::MAX, i64::MAX); n];
     let mut size = vec![0usize; n];
-    for i in 0..n {
+    for (i, (_, rec)) in linkers.iter().enumerate() {
         let root = uf.find(i);
-        first[root] = first[root].min(linkers[i].1.key());
+        first[root] = first[root].min(rec.key());
         size[root] += 1;
     }
     for (s, best) in &attached {
@@ -209,9 +209,8 @@ pub fn cluster_cell(
     };
 
     let mut out = Vec::with_capacity(n + satellites.len());
-    for i in 0..n {
+    for (i, &(role, rec)) in linkers.iter().enumerate() {
         let root = uf.find(i);
-        let (role, rec) = linkers[i];
         match role {
             Role::Home => out.push(Membership {
                 killmail: rec.id,

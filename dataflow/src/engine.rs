@@ -192,7 +192,7 @@ fn consolidate(changes: Vec<(Arc<BattleReport>, isize)>) -> StepOutput {
         }
     }
     merged.retain(|(_, d)| *d != 0);
-    merged.sort_by(|a, b| (a.0.battle_id, a.1).cmp(&(b.0.battle_id, b.1)));
+    merged.sort_by_key(|a| (a.0.battle_id, a.1));
     let inserted: BTreeMap<Uuid, &BattleReport> = merged
         .iter()
         .filter(|(_, d)| *d > 0)

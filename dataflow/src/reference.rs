@@ -40,9 +40,9 @@ pub fn battles(killmails: &[Killmail], config: &EngineConfig) -> Vec<BattleRepor
     }
     let mut groups: BTreeMap<usize, Vec<KillmailId>> = BTreeMap::new();
     let mut linked_count: BTreeMap<usize, usize> = BTreeMap::new();
-    for i in 0..n {
+    for (i, linker) in linkers.iter().enumerate() {
         let root = find(&mut parent, i);
-        groups.entry(root).or_default().push(linkers[i].id);
+        groups.entry(root).or_default().push(linker.id);
         *linked_count.entry(root).or_default() += 1;
     }
     let window = rule.satellite_window();
