@@ -21,7 +21,7 @@ use crate::killmail::{Killmail, KillmailId};
 use crate::universe::Universe;
 
 /// NPC corporations (pilots in them have no shared allegiance).
-const NPC_CORPORATIONS: std::ops::Range<i64> = 1_000_000..2_000_000;
+pub const NPC_CORPORATIONS: std::ops::Range<i64> = 1_000_000..2_000_000;
 
 /// The tunable link rule. Defaults are the spec's weights, threshold and window.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -12,8 +12,7 @@
 use std::collections::{BTreeMap, BinaryHeap};
 
 use crate::killmail::Killmail;
-
-const NPC_CORPORATIONS: std::ops::Range<i64> = 1_000_000..2_000_000;
+use crate::link::NPC_CORPORATIONS;
 
 /// The unit sides are solved for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
