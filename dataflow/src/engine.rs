@@ -2,10 +2,11 @@
 //! (backfill, the stream service, re-clustering, tests) push killmail changes one step at a time
 //! and get back the consolidated battle changes of that step.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
+use chrono::{DateTime, Utc};
 use differential_dataflow::input::Input;
 use timely::communication::WorkerGuards;
 use uuid::Uuid;
@@ -13,6 +14,7 @@ use uuid::Uuid;
 use crate::graph::{self, Epoch};
 use crate::killmail::Killmail;
 use crate::report::BattleReport;
+use crate::resident::Resident;
 use crate::EngineConfig;
 
 enum Command {
@@ -43,6 +45,22 @@ pub struct StepOutput {
     pub changes: Vec<(BattleReport, isize)>,
     /// Battle ids that ended in this step.
     pub ended: Vec<Ended>,
+    /// Requested updates that were dropped: insertions of killmails already resident and
+    /// retractions of killmails not resident.
+    pub ignored: usize,
+}
+
+/// What [`Engine::evict_closed`] did.
+#[derive(Clone, Debug, Default)]
+pub struct Eviction {
+    /// Battles that left memory.
+    pub battles: usize,
+    /// Killmails that left memory.
+    pub killmails: usize,
+    /// Changes to battles that were not evicted. Always empty while the eviction rule holds
+    /// (a closed battle shares nothing with the others); returned rather than dropped so a
+    /// caller that writes them stays correct even if it did not.
+    pub unexpected: StepOutput,
 }
 
 impl StepOutput {
@@ -71,12 +89,16 @@ pub struct Engine {
     messages: Receiver<Message>,
     guards: Option<WorkerGuards<()>>,
     epoch: Epoch,
+    resident: Resident,
+    /// A battle quiet for longer than this (seconds) before the horizon is closed for good.
+    quiet_secs: i64,
 }
 
 impl Engine {
     /// Starts `config.workers` worker threads running the graph.
     pub fn start(config: EngineConfig) -> Engine {
         let workers = config.workers.max(1);
+        let quiet_secs = config.rule.window_secs.max(config.rule.max_link_secs());
         let config = Arc::new(config);
         let (senders, receivers): (Vec<_>, Vec<_>) = (0..workers).map(|_| channel()).unzip();
         let receivers: Arc<Vec<Mutex<Option<Receiver<Command>>>>> =
@@ -128,18 +150,91 @@ impl Engine {
             messages,
             guards: Some(guards),
             epoch: 0,
+            resident: Resident::default(),
+            quiet_secs,
         }
     }
 
+    /// The killmails and battles in memory.
+    pub fn resident(&self) -> &Resident {
+        &self.resident
+    }
+
     /// Applies insertions (+1) and retractions (-1) of killmails as one step and returns the
-    /// battle changes it causes. A retraction must carry the same killmail that was inserted.
+    /// battle changes it causes. A retraction is by killmail id (the rest of the record is not
+    /// looked at); inserting a resident killmail again or retracting an absent one is ignored
+    /// and counted in [`StepOutput::ignored`].
     pub fn step(&mut self, updates: Vec<(Killmail, isize)>) -> StepOutput {
+        let (updates, ignored) = self.resident.admit(updates);
+        let mut out = self.run_step(updates);
+        self.resident.observe(&out.changes);
+        out.ignored = ignored;
+        out
+    }
+
+    /// Evicts every battle whose last killmail is more than the link window (one hour by
+    /// default) older than `horizon`: no killmail at or after `horizon` can join it, so it is
+    /// final. Its killmails leave memory; its report is not retracted from the caller's point
+    /// of view (nothing about it is reported). A driver calls this with its event-time low
+    /// watermark: the earliest time a killmail it will still insert may have.
+    pub fn evict_closed(&mut self, horizon: DateTime<Utc>) -> Eviction {
+        let closed = self.resident.closed_before(horizon, self.quiet_secs);
+        if closed.is_empty() {
+            return Eviction::default();
+        }
+        let evicted: HashSet<Uuid> = closed.iter().map(|(id, _)| *id).collect();
+        let updates: Vec<(Arc<Killmail>, isize)> = closed
+            .iter()
+            .flat_map(|(_, ids)| ids)
+            .filter_map(|id| self.resident.take(*id))
+            .map(|km| (km, -1))
+            .collect();
+        let killmails = updates.len();
+        let out = self.run_step(updates);
+        self.resident.observe(&out.changes);
+        let changes: Vec<(BattleReport, isize)> = out
+            .changes
+            .into_iter()
+            .filter(|(r, d)| !(*d < 0 && evicted.contains(&r.battle_id)))
+            .collect();
+        let ended = out
+            .ended
+            .into_iter()
+            .filter(|e| !evicted.contains(&e.battle_id))
+            .collect();
+        Eviction {
+            battles: closed.len(),
+            killmails,
+            unexpected: StepOutput {
+                changes,
+                ended,
+                ignored: 0,
+            },
+        }
+    }
+
+    /// Takes stored killmails back into memory (whole stored battles next to a late killmail),
+    /// skipping those already resident. The returned changes are the stored battles appearing
+    /// again; a caller that took them from its own store does not write them.
+    pub fn rehydrate(&mut self, killmails: impl IntoIterator<Item = Killmail>) -> StepOutput {
+        let updates: Vec<(Killmail, isize)> = killmails
+            .into_iter()
+            .filter(|k| !self.resident.contains(k.killmail_id))
+            .map(|k| (k, 1))
+            .collect();
+        if updates.is_empty() {
+            return StepOutput::default();
+        }
+        self.step(updates)
+    }
+
+    fn run_step(&mut self, updates: Vec<(Arc<Killmail>, isize)>) -> StepOutput {
         let workers = self.senders.len();
         let mut parts: Vec<Vec<(Arc<Killmail>, isize)>> =
             (0..workers).map(|_| Vec::new()).collect();
         for (km, diff) in updates {
             let w = (km.killmail_id.rem_euclid(workers as i64)) as usize;
-            parts[w].push((Arc::new(km), diff));
+            parts[w].push((km, diff));
         }
         let epoch = self.epoch;
         self.epoch += 1;
@@ -219,6 +314,7 @@ fn consolidate(changes: Vec<(Arc<BattleReport>, isize)>) -> StepOutput {
     StepOutput {
         changes: merged,
         ended,
+        ignored: 0,
     }
 }
 

@@ -10,11 +10,12 @@ pub mod killmail;
 pub mod link;
 pub mod reference;
 pub mod report;
+pub mod resident;
 pub mod sides;
 pub mod summarize;
 pub mod universe;
 
-pub use engine::{Ended, Engine, StepOutput};
+pub use engine::{Ended, Engine, Eviction, StepOutput};
 pub use killmail::{Attacker, Killmail, KillmailId, Victim};
 pub use link::LinkRule;
 pub use report::{battle_id, BattleReport, Team};
