@@ -23,6 +23,10 @@ pub struct StepChanges {
     pub offsets: Vec<(String, i64)>,
     /// How written battles get their `status`.
     pub status: StatusRule,
+    /// Write no `battle_events_outbox` rows for this step. Backfills of history set it: a year
+    /// of historical battles is not news for `battle.events` consumers, and the outbox would
+    /// hold millions of rows nobody publishes.
+    pub suppress_events: bool,
 }
 
 /// The `battles.status` values.

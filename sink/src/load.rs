@@ -43,9 +43,9 @@ impl Sink {
         let mut n = 0;
         while let Some(row) = stream.try_next().await? {
             let id: i64 = row.get(0);
-            let record: serde_json::Value = row.get(1);
+            let record: &[u8] = row.get(1);
             let k: Killmail =
-                serde_json::from_value(record).map_err(|source| SinkError::StoredKillmail {
+                serde_json::from_slice(record).map_err(|source| SinkError::StoredKillmail {
                     killmail_id: id,
                     source,
                 })?;
@@ -63,6 +63,63 @@ impl Sink {
         let mut out = Vec::new();
         self.for_each_killmail(range, |k| out.push(k)).await?;
         Ok(out)
+    }
+
+    /// (time in Unix seconds, killmail id) of every stored killmail, sorted: lets a driver see
+    /// without a query whether a time range holds stored killmails.
+    pub async fn stored_killmail_times(&self) -> Result<Vec<(i64, i64)>, SinkError> {
+        with_retry(self.config().retry, "load killmail times", || async {
+            let client = self.pool().get().await?;
+            let rows = client
+                .query(
+                    "SELECT extract(epoch FROM killmail_time)::int8, killmail_id FROM killmails
+                     ORDER BY 1, 2",
+                    &[],
+                )
+                .await?;
+            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        })
+        .await
+    }
+
+    /// The stored neighbourhood of a time range: every killmail of every stored battle that
+    /// has a killmail in `range`, plus stored killmails in `range` that no battle holds. This
+    /// is what the engine must hold to cluster a late killmail in `range` (widened by the link
+    /// window) exactly as if it had come on time.
+    pub async fn load_neighbourhood(
+        &self,
+        range: Range<DateTime<Utc>>,
+    ) -> Result<Vec<Killmail>, SinkError> {
+        with_retry(self.config().retry, "load neighbourhood", || async {
+            let client = self.pool().get().await?;
+            let rows = client
+                .query(
+                    "WITH near AS (
+                       SELECT killmail_id FROM killmails
+                       WHERE killmail_time >= $1 AND killmail_time < $2),
+                     touched AS (
+                       SELECT DISTINCT bk.battle_id FROM battle_killmails bk
+                       JOIN near USING (killmail_id))
+                     SELECT k.killmail_id, k.record FROM killmails k
+                     WHERE k.killmail_id IN (
+                       SELECT bk.killmail_id FROM battle_killmails bk JOIN touched USING (battle_id)
+                       UNION SELECT killmail_id FROM near)
+                     ORDER BY k.killmail_time, k.killmail_id",
+                    &[&range.start, &range.end],
+                )
+                .await?;
+            rows.into_iter()
+                .map(|row| {
+                    let id: i64 = row.get(0);
+                    let record: &[u8] = row.get(1);
+                    serde_json::from_slice(record).map_err(|source| SinkError::StoredKillmail {
+                        killmail_id: id,
+                        source,
+                    })
+                })
+                .collect()
+        })
+        .await
     }
 
     /// Source key -> committed position.
@@ -87,6 +144,9 @@ impl Sink {
     }
 
     /// Every stored battle rebuilt as the report that produced it, with its status, by id.
+    /// (`isk_estimated` is found by text search: records are serde_json's compact output, which
+    /// writes the flag as `"iskEstimated":true`; parsing them as JSON in SQL would fail on an
+    /// escaped NUL.)
     /// `first_killmail_id` comes from the earliest battle killmail, `isk_estimated` from the
     /// stored killmail records, `third_party` from `battle_third_parties`.
     pub async fn load_reports(
@@ -106,7 +166,7 @@ impl Sink {
                    s.team_a_alliances, s.team_b_alliances, s.killmail_timeline, s.systems_involved,
                    EXISTS (SELECT 1 FROM battle_killmails bk JOIN killmails k USING (killmail_id)
                            WHERE bk.battle_id = b.id
-                             AND (k.record->>'iskEstimated')::boolean) AS isk_estimated
+                             AND strpos(convert_from(k.record, 'UTF8'), '\"iskEstimated\":true') > 0) AS isk_estimated
                  FROM battles b LEFT JOIN battle_statistics s ON s.battle_id = b.id",
                 &[],
             )

@@ -56,6 +56,8 @@ pub(crate) struct WritePlan {
     pub close_before: Option<DateTime<Utc>>,
     /// The event data of each created or updated battle, by id.
     pub event_data: HashMap<Uuid, EventData>,
+    /// No outbox rows for this step.
+    pub suppress_events: bool,
 }
 
 /// (battle id, character or killmail id) pairs.
@@ -174,7 +176,8 @@ pub(crate) struct KillmailColumns {
     pub killmail_time: Vec<DateTime<Utc>>,
     pub solar_system_id: Vec<i64>,
     pub region_id: Vec<i64>,
-    pub record: Vec<Value>,
+    /// The killmail's JSON, as bytes.
+    pub record: Vec<Vec<u8>>,
 }
 
 #[derive(Debug, Default)]
@@ -268,7 +271,10 @@ pub(crate) fn continuing_battle(
 impl WritePlan {
     pub fn build(changes: &StepChanges) -> Result<WritePlan, SinkError> {
         let classified = classify(&changes.battles)?;
-        let mut plan = WritePlan::default();
+        let mut plan = WritePlan {
+            suppress_events: changes.suppress_events,
+            ..WritePlan::default()
+        };
         let rule = changes.status;
         if let StatusRule::Watermark {
             watermark,
@@ -337,7 +343,8 @@ impl WritePlan {
             c.killmail_time.push(k.killmail_time);
             c.solar_system_id.push(k.solar_system_id);
             c.region_id.push(k.region_id);
-            c.record.push(to_pg_json(k));
+            c.record
+                .push(serde_json::to_vec(k).expect("killmails serialize to JSON"));
         }
         plan.killmails_retracted = changes.killmails_retracted.clone();
 

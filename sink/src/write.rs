@@ -194,7 +194,7 @@ const DELETE_KILLMAILS: &str = "DELETE FROM killmails WHERE killmail_id = ANY($1
 
 const INSERT_KILLMAILS: &str = "
 INSERT INTO killmails (killmail_id, killmail_hash, killmail_time, solar_system_id, region_id, record)
-SELECT * FROM UNNEST($1::int8[], $2::text[], $3::timestamptz[], $4::int8[], $5::int8[], $6::jsonb[])
+SELECT * FROM UNNEST($1::int8[], $2::text[], $3::timestamptz[], $4::int8[], $5::int8[], $6::bytea[])
 ON CONFLICT (killmail_id) DO NOTHING";
 
 const INSERT_REJECTIONS: &str = "
@@ -544,7 +544,7 @@ pub(crate) async fn write(
     }
     stats.battles_created = created.len();
     stats.battles_updated = updated_all.len();
-    if !events.is_empty() {
+    if !events.is_empty() && !plan.suppress_events {
         let mut ids = Vec::with_capacity(events.len());
         let mut types = Vec::with_capacity(events.len());
         let mut battle_ids = Vec::with_capacity(events.len());
