@@ -2,6 +2,7 @@
 //! `main.rs` is a thin CLI over it.
 
 pub mod accuracy;
+pub mod backfill;
 pub mod cli;
 pub mod config;
 pub mod generate;

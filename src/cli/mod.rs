@@ -2,6 +2,7 @@
 //! with its clap arguments and its `run` function.
 
 pub mod accuracy;
+pub mod backfill;
 pub mod check;
 pub mod generate;
 pub mod migrate;
@@ -25,6 +26,9 @@ pub enum Command {
     Generate(generate::GenerateArgs),
     /// Cluster a generated run and score the battles and sides against its ground truth.
     Accuracy(accuracy::AccuracyArgs),
+    /// Load killmail files (or the bundled sample day) into the battles database through the
+    /// clustering engine; print the largest battles found with their sides.
+    Backfill(backfill::BackfillArgs),
     /// Create the battles database if needed and apply the schema migrations not yet applied.
     Migrate(migrate::MigrateArgs),
 }
@@ -37,6 +41,7 @@ impl Cli {
             Command::Generate(args) => generate::run(args),
             Command::Accuracy(args) => accuracy::run(args),
             Command::Migrate(args) => migrate::run(args),
+            Command::Backfill(args) => backfill::run(args),
         }
     }
 }

@@ -1,0 +1,315 @@
+//! Backfill: files of killmails, in any order, through the clustering engine into PostgreSQL.
+//!
+//! 1. **Read** ([`read`]): every input is parsed on all cores; exact duplicates and killmails
+//!    the database already holds are dropped, rejections are kept with their reasons.
+//! 2. **Sweep**: the new killmails, sorted by time, go through the engine in chunks. Before a
+//!    chunk, battles closed relative to its first killmail leave memory
+//!    ([`Engine::evict_closed`]), so memory follows the window, not the history; when the
+//!    database holds killmails near the chunk (an earlier backfill, an interrupted run, the
+//!    live service), their stored battles are taken back in first ([`Engine::rehydrate`]) so
+//!    the chunk merges with them exactly. Each chunk's changes are written by a writer task in
+//!    one transaction with the killmails that caused them, while the engine works on the next.
+//! 3. The last transaction records how many records each input had (`source_offsets`).
+//!
+//! Every transaction holds the killmails of the battles it writes, so whatever commits is
+//! consistent, and a re-run skips what is stored: re-running the same input is a no-op, an
+//! interrupted run continues, and backfilling overlapping inputs gives the battles of their
+//! union.
+
+pub mod progress;
+pub mod read;
+mod writer;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use battles_dataflow::{BattleReport, Engine, EngineConfig};
+use battles_sink::{Sink, StatusRule, StepChanges};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::ingest::{IngestContext, Shape};
+use progress::Progress;
+use read::read_inputs;
+use writer::Writer;
+
+/// Default killmails per engine step and per transaction.
+pub const DEFAULT_CHUNK: usize = 20_000;
+
+/// Rejections per transaction when storing them.
+const REJECTIONS_PER_TX: usize = 5_000;
+
+/// How a backfill runs.
+#[derive(Clone, Debug)]
+pub struct BackfillOptions {
+    pub paths: Vec<PathBuf>,
+    pub ingest: IngestContext,
+    pub max_record_bytes: usize,
+    pub engine: EngineConfig,
+    /// Killmails per engine step and transaction.
+    pub chunk: usize,
+    /// Write `battle.created` / `battle.updated` events to the outbox (off by default: history
+    /// is not news).
+    pub emit_events: bool,
+    /// Parser threads of the read phase.
+    pub parsers: usize,
+}
+
+impl BackfillOptions {
+    pub fn new(paths: Vec<PathBuf>) -> BackfillOptions {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        BackfillOptions {
+            paths,
+            ingest: IngestContext::default(),
+            max_record_bytes: crate::sources::DEFAULT_MAX_RECORD_BYTES,
+            engine: EngineConfig::default(),
+            chunk: DEFAULT_CHUNK,
+            emit_events: false,
+            parsers: cores,
+        }
+    }
+}
+
+/// What a backfill did.
+#[derive(Debug, Default)]
+pub struct BackfillSummary {
+    pub records: u64,
+    pub bytes: u64,
+    pub per_shape: BTreeMap<Shape, u64>,
+    pub duplicates: u64,
+    pub already_stored: u64,
+    pub rejects_by_reason: BTreeMap<&'static str, u64>,
+    pub source_errors: Vec<String>,
+    /// Killmails clustered and written by this run.
+    pub killmails_written: u64,
+    pub battles_created: u64,
+    pub battles_updated: u64,
+    pub battles_ended: u64,
+    pub rejections_stored: u64,
+    /// Stored killmails taken back into the engine to merge with.
+    pub rehydrated: u64,
+    pub evicted_battles: u64,
+    pub peak_resident_killmails: usize,
+    pub read_time: Duration,
+    /// Time in the engine (clustering, eviction, rehydration).
+    pub engine_time: Duration,
+    /// Time the engine waited for the writer (PostgreSQL slower than the engine).
+    pub sink_wait: Duration,
+    pub total_time: Duration,
+    /// The largest battles this run created or changed, largest first (at most 5).
+    pub largest: Vec<BattleReport>,
+}
+
+impl BackfillSummary {
+    pub fn rejected(&self) -> u64 {
+        self.rejects_by_reason.values().sum()
+    }
+}
+
+/// Runs a backfill into `sink`; `runtime` runs the database work.
+pub fn backfill(
+    sink: Arc<Sink>,
+    runtime: &tokio::runtime::Runtime,
+    options: &BackfillOptions,
+    progress: &Progress,
+) -> anyhow::Result<BackfillSummary> {
+    let started = Instant::now();
+    let stored_times = runtime
+        .block_on(sink.stored_killmail_times())
+        .context("reading the stored killmails")?;
+    let stored_ids: HashSet<i64> = stored_times.iter().map(|(_, id)| *id).collect();
+
+    let mut outcome = read_inputs(
+        &options.paths,
+        &options.ingest,
+        options.max_record_bytes,
+        &stored_ids,
+        options.parsers,
+        progress,
+    )?;
+    drop(stored_ids);
+    let mut summary = BackfillSummary {
+        records: outcome.records,
+        bytes: outcome.bytes,
+        per_shape: std::mem::take(&mut outcome.per_shape),
+        duplicates: outcome.duplicates,
+        already_stored: outcome.already_stored,
+        rejects_by_reason: std::mem::take(&mut outcome.rejects_by_reason),
+        source_errors: std::mem::take(&mut outcome.source_errors),
+        read_time: started.elapsed(),
+        ..BackfillSummary::default()
+    };
+
+    let mut killmails = std::mem::take(&mut outcome.killmails);
+    killmails.sort_unstable_by_key(|k| (k.killmail_time, k.killmail_id));
+    let total = killmails.len() as u64;
+    progress.start_clustering(total);
+
+    let writer = Writer::start(sink.clone(), runtime);
+    let status = StatusRule::Historical;
+    let suppress_events = !options.emit_events;
+    for rejections in outcome.rejections.chunks(REJECTIONS_PER_TX) {
+        writer.send(StepChanges {
+            rejections: rejections.to_vec(),
+            suppress_events,
+            ..StepChanges::default()
+        })?;
+    }
+    drop(outcome.rejections);
+
+    let mut engine = Engine::start(options.engine.clone());
+    let window = chrono::Duration::seconds(options.engine.rule.window_secs.max(1));
+    let mut largest = Largest::default();
+    let mut done = 0u64;
+    let mut rest = killmails;
+    // Chunks are taken from the front; reversing once lets `split_off` take them cheaply.
+    rest.reverse();
+    while !rest.is_empty() {
+        let take = options.chunk.max(1).min(rest.len());
+        let mut chunk = rest.split_off(rest.len() - take);
+        chunk.reverse();
+        let first = chunk[0].killmail_time;
+        let last = chunk[chunk.len() - 1].killmail_time;
+
+        let t = Instant::now();
+        let eviction = engine.evict_closed(first);
+        summary.evicted_battles += eviction.battles as u64;
+        summary.engine_time += t.elapsed();
+        if !eviction.unexpected.changes.is_empty() {
+            tracing::warn!(
+                changes = eviction.unexpected.changes.len(),
+                "evicting closed battles changed other battles; writing the changes"
+            );
+            summary.sink_wait += writer.send(StepChanges {
+                battles: eviction.unexpected.changes,
+                status,
+                suppress_events,
+                ..StepChanges::default()
+            })?;
+        }
+
+        let (from, to) = (first - window, last + window + chrono::Duration::seconds(1));
+        if has_unloaded(&stored_times, from, to, &engine) {
+            // The neighbourhood must be read after everything before it committed.
+            summary.sink_wait += writer.flush()?;
+            let neighbourhood = runtime
+                .block_on(sink.load_neighbourhood(from..to))
+                .context("loading stored battles next to the new killmails")?;
+            let t = Instant::now();
+            let before = engine.resident().killmails();
+            let back = engine.rehydrate(neighbourhood);
+            summary.rehydrated += (engine.resident().killmails() - before) as u64;
+            summary.engine_time += t.elapsed();
+            if back.changes.iter().any(|(_, d)| *d < 0) {
+                tracing::warn!(
+                    "stored battles disagree with the engine (stored by another version or \
+                     rule?); re-cluster the range {from} .. {to} to repair them"
+                );
+            }
+        }
+
+        let t = Instant::now();
+        let stored_copy = chunk.clone();
+        let out = engine.insert(chunk);
+        summary.engine_time += t.elapsed();
+        summary.peak_resident_killmails = summary
+            .peak_resident_killmails
+            .max(engine.resident().killmails());
+        largest.observe(&out.changes);
+        done += stored_copy.len() as u64;
+        summary.sink_wait += writer.send(StepChanges {
+            battles: out.changes,
+            killmails_inserted: stored_copy,
+            status,
+            suppress_events,
+            ..StepChanges::default()
+        })?;
+        let applied = writer.applied();
+        progress.clustered(
+            done,
+            total,
+            applied
+                .battles_created
+                .saturating_sub(applied.battles_ended),
+            summary.rejected(),
+        );
+    }
+
+    let offsets = outcome
+        .records_per_input
+        .into_iter()
+        .map(|(k, n)| (k, n as i64))
+        .collect();
+    summary.sink_wait += writer.send(StepChanges {
+        offsets,
+        ..StepChanges::default()
+    })?;
+    let applied = writer.finish()?;
+    progress.finish();
+    drop(engine);
+
+    summary.killmails_written = applied.killmails_stored;
+    summary.battles_created = applied.battles_created;
+    summary.battles_updated = applied.battles_updated;
+    summary.battles_ended = applied.battles_ended;
+    summary.rejections_stored = applied.rejections_stored;
+    summary.largest = largest.top(5);
+    summary.total_time = started.elapsed();
+    Ok(summary)
+}
+
+/// True when the database holds killmails in `from..to` that the engine does not hold.
+fn has_unloaded(
+    stored: &[(i64, i64)],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    engine: &Engine,
+) -> bool {
+    let (a, b) = (from.timestamp(), to.timestamp());
+    let start = stored.partition_point(|(t, _)| *t < a);
+    stored[start..]
+        .iter()
+        .take_while(|(t, _)| *t <= b)
+        .any(|(_, id)| !engine.resident().contains(*id))
+}
+
+/// The largest battles seen in the output, kept up to date through merges.
+#[derive(Default)]
+struct Largest {
+    battles: BTreeMap<Uuid, BattleReport>,
+}
+
+impl Largest {
+    /// Battles this small are not kept.
+    const MIN_KILLMAILS: i32 = 5;
+
+    fn observe(&mut self, changes: &[(BattleReport, isize)]) {
+        for (r, d) in changes {
+            if *d < 0 {
+                self.battles.remove(&r.battle_id);
+            }
+        }
+        for (r, d) in changes {
+            if *d > 0 && r.total_killmails >= Self::MIN_KILLMAILS {
+                self.battles.insert(r.battle_id, r.clone());
+            }
+        }
+        if self.battles.len() > 500 {
+            let keep: HashSet<Uuid> = self.top(50).iter().map(|r| r.battle_id).collect();
+            self.battles.retain(|id, _| keep.contains(id));
+        }
+    }
+
+    fn top(&self, n: usize) -> Vec<BattleReport> {
+        let mut all: Vec<&BattleReport> = self.battles.values().collect();
+        all.sort_by(|a, b| {
+            b.total_killmails
+                .cmp(&a.total_killmails)
+                .then(a.battle_id.cmp(&b.battle_id))
+        });
+        all.into_iter().take(n).cloned().collect()
+    }
+}

@@ -1,0 +1,128 @@
+//! The backfill's writer: a task on the database runtime that applies steps one after the
+//! other, in order, each in its own transaction, while the engine computes the next one. The
+//! queue holds at most two steps, so a slow database slows the engine down instead of filling
+//! memory.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::anyhow;
+use battles_sink::{AppliedStats, Sink, StepChanges};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// Sums of what the writer applied.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Applied {
+    pub steps: u64,
+    pub killmails_stored: u64,
+    pub battles_created: u64,
+    pub battles_updated: u64,
+    pub battles_ended: u64,
+    pub rejections_stored: u64,
+}
+
+impl Applied {
+    fn add(&mut self, s: &AppliedStats) {
+        self.steps += 1;
+        self.killmails_stored += s.killmails_stored as u64;
+        self.battles_created += s.battles_created as u64;
+        self.battles_updated += s.battles_updated as u64;
+        self.battles_ended += s.battles_ended as u64;
+        self.rejections_stored += s.rejections_stored as u64;
+    }
+}
+
+enum Job {
+    Apply(StepChanges),
+    Flush(oneshot::Sender<()>),
+}
+
+/// Handle of the writer task.
+pub struct Writer {
+    jobs: mpsc::Sender<Job>,
+    task: Mutex<Option<JoinHandle<anyhow::Result<()>>>>,
+    applied: Arc<Mutex<Applied>>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Writer {
+    pub fn start(sink: Arc<Sink>, runtime: &tokio::runtime::Runtime) -> Writer {
+        let (jobs, mut queue) = mpsc::channel::<Job>(2);
+        let applied = Arc::new(Mutex::new(Applied::default()));
+        let sums = applied.clone();
+        let task = runtime.spawn(async move {
+            while let Some(job) = queue.recv().await {
+                match job {
+                    Job::Apply(changes) => {
+                        let stats = sink.apply(changes).await?;
+                        sums.lock().expect("applied lock").add(&stats);
+                    }
+                    Job::Flush(done) => {
+                        let _ = done.send(());
+                    }
+                }
+            }
+            Ok(())
+        });
+        Writer {
+            jobs,
+            task: Mutex::new(Some(task)),
+            applied,
+            runtime: runtime.handle().clone(),
+        }
+    }
+
+    /// Queues a step; returns how long the queue was full. Fails when the writer stopped on an
+    /// error (the error itself comes from [`Writer::finish`]).
+    pub fn send(&self, changes: StepChanges) -> anyhow::Result<Duration> {
+        let t = Instant::now();
+        match self.jobs.blocking_send(Job::Apply(changes)) {
+            Ok(()) => Ok(t.elapsed()),
+            Err(_) => Err(self.failure()),
+        }
+    }
+
+    /// Waits until every queued step has committed; returns how long that took.
+    pub fn flush(&self) -> anyhow::Result<Duration> {
+        let t = Instant::now();
+        let (done, wait) = oneshot::channel();
+        if self.jobs.blocking_send(Job::Flush(done)).is_err() || wait.blocking_recv().is_err() {
+            return Err(self.failure());
+        }
+        Ok(t.elapsed())
+    }
+
+    /// What has committed so far.
+    pub fn applied(&self) -> Applied {
+        *self.applied.lock().expect("applied lock")
+    }
+
+    /// Waits for every queued step and returns the sums, or the writer's error.
+    pub fn finish(self) -> anyhow::Result<Applied> {
+        let Writer {
+            jobs,
+            task,
+            applied,
+            runtime,
+        } = self;
+        drop(jobs);
+        if let Some(task) = task.lock().expect("task lock").take() {
+            runtime
+                .block_on(task)
+                .map_err(|e| anyhow!("the database writer panicked: {e}"))??;
+        }
+        let sums = *applied.lock().expect("applied lock");
+        Ok(sums)
+    }
+
+    /// The writer's error once it has stopped.
+    fn failure(&self) -> anyhow::Error {
+        let task = self.task.lock().expect("task lock").take();
+        match task.map(|t| self.runtime.block_on(t)) {
+            Some(Ok(Err(e))) => e.context("writing to PostgreSQL"),
+            Some(Err(e)) => anyhow!("the database writer panicked: {e}"),
+            _ => anyhow!("the database writer stopped"),
+        }
+    }
+}
