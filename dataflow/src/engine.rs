@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 use differential_dataflow::input::Input;
 use timely::communication::WorkerGuards;
+use timely::dataflow::operators::{Exchange, Inspect, Probe};
 use uuid::Uuid;
 
 use crate::graph::{self, Epoch};
@@ -85,7 +86,7 @@ impl StepOutput {
 
 /// A running clustering engine.
 pub struct Engine {
-    senders: Vec<Sender<Command>>,
+    commands: Sender<Command>,
     messages: Receiver<Message>,
     guards: Option<WorkerGuards<()>>,
     epoch: Epoch,
@@ -95,64 +96,49 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Starts `config.workers` worker threads running the graph.
+    /// Starts `config.workers` worker threads running the graph; with `config.cluster`, this
+    /// process is process 0 of a timely cluster and waits until every other process (started
+    /// with [`run_cluster_peer`]) has connected.
     pub fn start(config: EngineConfig) -> Engine {
-        let workers = config.workers.max(1);
+        Engine::try_start(config).expect("timely workers start")
+    }
+
+    /// [`Engine::start`], returning timely's error (a peer that cannot be reached, an address
+    /// in use) instead of panicking.
+    pub fn try_start(config: EngineConfig) -> Result<Engine, String> {
         let quiet_secs = config.rule.window_secs.max(config.rule.max_link_secs());
-        let config = Arc::new(config);
-        let (senders, receivers): (Vec<_>, Vec<_>) = (0..workers).map(|_| channel()).unzip();
-        let receivers: Arc<Vec<Mutex<Option<Receiver<Command>>>>> =
-            Arc::new(receivers.into_iter().map(|r| Mutex::new(Some(r))).collect());
+        if let Some(cluster) = &config.cluster {
+            if cluster.process != 0 {
+                return Err(format!(
+                    "the engine driver is process 0 of the cluster, not process {}",
+                    cluster.process
+                ));
+            }
+        }
+        let (command_tx, command_rx) = channel::<Command>();
+        let command_rx = Mutex::new(Some(command_rx));
         let (msg_tx, messages) = channel::<Message>();
         let msg_tx = Mutex::new(msg_tx);
-
-        let mut timely_config = timely::Config::process(workers);
-        differential_dataflow::configure(
-            &mut timely_config.worker,
-            &differential_dataflow::Config::default().idle_merge_effort(None),
-        );
-        let guards = timely::execute(timely_config, move |worker| {
-            let index = worker.index();
-            let commands = receivers[index]
+        let guards = execute(config, move |worker_index| {
+            if worker_index != 0 {
+                return None;
+            }
+            let commands = command_rx
                 .lock()
                 .expect("receiver lock")
                 .take()
-                .expect("one receiver per worker");
+                .expect("one driver worker");
             let tx = msg_tx.lock().expect("sender lock").clone();
-            let out_tx = tx.clone();
-            let config = config.clone();
-            let (mut input, probe) = worker.dataflow::<Epoch, _, _>(move |scope| {
-                let (input, killmails) = scope.new_collection::<Arc<Killmail>, isize>();
-                let (probe, _) = graph::battles(killmails, config)
-                    .consolidate()
-                    .inspect_batch(move |_, batch| {
-                        let updates = batch.iter().map(|(r, _, d)| (r.clone(), *d)).collect();
-                        let _ = out_tx.send(Message::Output(updates));
-                    })
-                    .probe();
-                (input, probe)
-            });
-            while let Ok(Command::Step { epoch, updates }) = commands.recv() {
-                for (km, diff) in updates {
-                    input.update(km, diff);
-                }
-                input.advance_to(epoch + 1);
-                input.flush();
-                worker.step_while(|| probe.less_than(input.time()));
-                if tx.send(Message::Done).is_err() {
-                    break;
-                }
-            }
-        })
-        .expect("timely workers start");
-        Engine {
-            senders,
+            Some((commands, tx))
+        })?;
+        Ok(Engine {
+            commands: command_tx,
             messages,
             guards: Some(guards),
             epoch: 0,
             resident: Resident::default(),
             quiet_secs,
-        }
+        })
     }
 
     /// The killmails and battles in memory.
@@ -229,27 +215,15 @@ impl Engine {
     }
 
     fn run_step(&mut self, updates: Vec<(Arc<Killmail>, isize)>) -> StepOutput {
-        let workers = self.senders.len();
-        let mut parts: Vec<Vec<(Arc<Killmail>, isize)>> =
-            (0..workers).map(|_| Vec::new()).collect();
-        for (km, diff) in updates {
-            let w = (km.killmail_id.rem_euclid(workers as i64)) as usize;
-            parts[w].push((km, diff));
-        }
         let epoch = self.epoch;
         self.epoch += 1;
-        for (sender, updates) in self.senders.iter().zip(parts) {
-            sender
-                .send(Command::Step { epoch, updates })
-                .expect("engine worker alive");
-        }
+        self.commands
+            .send(Command::Step { epoch, updates })
+            .expect("engine worker alive");
         let mut changes = Vec::new();
-        let mut done = 0;
-        while done < workers {
-            match self.messages.recv().expect("engine worker alive") {
-                Message::Output(mut updates) => changes.append(&mut updates),
-                Message::Done => done += 1,
-            }
+        while let Message::Output(mut updates) = self.messages.recv().expect("engine worker alive")
+        {
+            changes.append(&mut updates);
         }
         consolidate(changes)
     }
@@ -263,6 +237,91 @@ impl Engine {
     pub fn retract(&mut self, killmails: impl IntoIterator<Item = Killmail>) -> StepOutput {
         self.step(killmails.into_iter().map(|k| (k, -1)).collect())
     }
+}
+
+/// Runs process `config.cluster.process` (not 0) of a timely cluster whose process 0 runs the
+/// [`Engine`]: this process's workers take their share of the graph and the call returns when
+/// the driver's engine is dropped.
+pub fn run_cluster_peer(config: EngineConfig) -> Result<(), String> {
+    match &config.cluster {
+        Some(c) if c.process != 0 => {}
+        _ => return Err("a cluster peer needs a cluster configuration with process > 0".into()),
+    }
+    let guards = execute(config, |_| None)?;
+    for result in guards.join() {
+        result?;
+    }
+    Ok(())
+}
+
+type Driver = (Receiver<Command>, Sender<Message>);
+
+/// Starts timely with the graph on every worker. `driver(worker_index)` gives the command and
+/// message channels to the one worker that drives (global index 0); the others feed nothing
+/// (their input closes at once) and only do their share of the work. All output is exchanged
+/// to the driving worker, whose probe then says when a step is complete everywhere.
+fn execute(
+    config: EngineConfig,
+    driver: impl Fn(usize) -> Option<Driver> + Send + Sync + 'static,
+) -> Result<WorkerGuards<()>, String> {
+    let workers = config.workers.max(1);
+    let communication = match &config.cluster {
+        None if workers == 1 => timely::CommunicationConfig::Thread,
+        None => timely::CommunicationConfig::Process(workers),
+        Some(c) => timely::CommunicationConfig::Cluster {
+            threads: workers,
+            process: c.process,
+            addresses: c.addresses.clone(),
+            report: false,
+            zerocopy: false,
+        },
+    };
+    let mut timely_config = timely::Config {
+        communication,
+        worker: timely::WorkerConfig::default(),
+    };
+    differential_dataflow::configure(
+        &mut timely_config.worker,
+        &differential_dataflow::Config::default().idle_merge_effort(None),
+    );
+    let config = Arc::new(config);
+    timely::execute(timely_config, move |worker| {
+        let channels = driver(worker.index());
+        let out_tx = channels.as_ref().map(|(_, tx)| tx.clone());
+        let config = config.clone();
+        let (mut input, probe) = worker.dataflow::<Epoch, _, _>(move |scope| {
+            let (input, killmails) = scope.new_collection::<Arc<Killmail>, isize>();
+            let (probe, _) = graph::battles(killmails, config)
+                .consolidate()
+                .inner
+                .exchange(|_| 0)
+                .inspect_core(move |event| {
+                    if let (Ok((_, batch)), Some(tx)) = (event, &out_tx) {
+                        let updates = batch.iter().map(|(r, _, d)| (r.clone(), *d)).collect();
+                        let _ = tx.send(Message::Output(updates));
+                    }
+                })
+                .probe();
+            (input, probe)
+        });
+        let Some((commands, tx)) = channels else {
+            // Not the driver: feed nothing; timely keeps this worker stepping until the
+            // driver's input closes.
+            drop(input);
+            return;
+        };
+        while let Ok(Command::Step { epoch, updates }) = commands.recv() {
+            for (km, diff) in updates {
+                input.update(km, diff);
+            }
+            input.advance_to(epoch + 1);
+            input.flush();
+            worker.step_while(|| probe.less_than(input.time()));
+            if tx.send(Message::Done).is_err() {
+                break;
+            }
+        }
+    })
 }
 
 /// Sums the diffs of equal reports, drops zeros, and works out which battles ended.
@@ -320,7 +379,8 @@ fn consolidate(changes: Vec<(Arc<BattleReport>, isize)>) -> StepOutput {
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        self.senders.clear();
+        let (closed, _) = channel();
+        drop(std::mem::replace(&mut self.commands, closed));
         if let Some(guards) = self.guards.take() {
             drop(guards);
         }

@@ -15,7 +15,7 @@ pub mod sides;
 pub mod summarize;
 pub mod universe;
 
-pub use engine::{Ended, Engine, Eviction, StepOutput};
+pub use engine::{run_cluster_peer, Ended, Engine, Eviction, StepOutput};
 pub use killmail::{Attacker, Killmail, KillmailId, Victim};
 pub use link::LinkRule;
 pub use report::{battle_id, BattleReport, Team};
@@ -31,8 +31,22 @@ pub struct EngineConfig {
     /// default 0 makes every killmail part of a battle, as the spec has it (a lone kill is a
     /// battle of one); raise it to keep only fights.
     pub min_linked_killmails: usize,
-    /// Timely worker threads.
+    /// Timely worker threads (per process).
     pub workers: usize,
+    /// Several processes: this process's place in a timely cluster. `None` runs in this
+    /// process only.
+    #[serde(default)]
+    pub cluster: Option<Cluster>,
+}
+
+/// A timely cluster: every process runs `workers` threads; process 0 drives the [`Engine`],
+/// the others run [`engine::run_cluster_peer`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cluster {
+    /// `host:port` of every process, in process order; the same list everywhere.
+    pub addresses: Vec<String>,
+    /// This process's index in `addresses`.
+    pub process: usize,
 }
 
 impl Default for EngineConfig {
@@ -41,6 +55,7 @@ impl Default for EngineConfig {
             rule: LinkRule::default(),
             min_linked_killmails: 0,
             workers: 1,
+            cluster: None,
         }
     }
 }
