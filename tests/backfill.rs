@@ -261,6 +261,60 @@ fn kill_9_mid_backfill_then_rerun_gives_the_uninterrupted_tables() {
 }
 
 #[test]
+fn an_engine_over_two_processes_gives_the_same_tables() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let file = generated(dir.path(), 14, 1);
+    let single = rt.block_on(TestDatabase::create()).unwrap();
+    run(&rt, &single, std::slice::from_ref(&file), 400);
+
+    let port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let cluster = format!("127.0.0.1:{},127.0.0.1:{}", port(), port());
+    let mut peer = Command::new(env!("CARGO_BIN_EXE_battles"))
+        .args([
+            "engine-peer",
+            "--cluster",
+            &cluster,
+            "--process",
+            "1",
+            "--workers",
+            "2",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let multi = rt.block_on(TestDatabase::create()).unwrap();
+    let status = Command::new(env!("CARGO_BIN_EXE_battles"))
+        .args(["backfill", "--quiet", "--chunk", "400", "--workers", "2"])
+        .args(["--cluster", &cluster])
+        .arg(&file)
+        .env("DATABASE_URL", &multi.url)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(
+        peer.wait().unwrap().success(),
+        "the peer exits with the driver"
+    );
+    assert_same_tables(
+        &rt.block_on(dump(&single)),
+        &rt.block_on(dump(&multi)),
+        "two processes",
+    );
+    for db in [single, multi] {
+        rt.block_on(db.drop_database()).unwrap();
+    }
+}
+
+#[test]
 fn real_days_load_with_zero_rejects_and_jorund_is_one_battle() {
     let days = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/killmails");
     if !days.is_dir() {

@@ -98,6 +98,10 @@ pub struct BackfillSummary {
     pub engine_time: Duration,
     /// Time the engine waited for the writer (PostgreSQL slower than the engine).
     pub sink_wait: Duration,
+    /// Duration of each clustering step (one chunk through the engine).
+    pub engine_steps: Vec<Duration>,
+    /// Duration of each database transaction.
+    pub sink_steps: Vec<Duration>,
     pub total_time: Duration,
     /// The largest battles this run created or changed, largest first (at most 5).
     pub largest: Vec<BattleReport>,
@@ -160,7 +164,8 @@ pub fn backfill(
     }
     drop(outcome.rejections);
 
-    let mut engine = Engine::start(options.engine.clone());
+    let mut engine = Engine::try_start(options.engine.clone())
+        .map_err(|e| anyhow::anyhow!("starting the clustering engine: {e}"))?;
     let window = chrono::Duration::seconds(options.engine.rule.window_secs.max(1));
     let mut largest = Largest::default();
     let mut done = 0u64;
@@ -211,9 +216,10 @@ pub fn backfill(
             }
         }
 
-        let t = Instant::now();
         let stored_copy = chunk.clone();
+        let t = Instant::now();
         let out = engine.insert(chunk);
+        summary.engine_steps.push(t.elapsed());
         summary.engine_time += t.elapsed();
         summary.peak_resident_killmails = summary
             .peak_resident_killmails
@@ -227,13 +233,11 @@ pub fn backfill(
             suppress_events,
             ..StepChanges::default()
         })?;
-        let applied = writer.applied();
+        let (_, created, ended) = writer.progress();
         progress.clustered(
             done,
             total,
-            applied
-                .battles_created
-                .saturating_sub(applied.battles_ended),
+            created.saturating_sub(ended),
             summary.rejected(),
         );
     }
@@ -256,6 +260,7 @@ pub fn backfill(
     summary.battles_updated = applied.battles_updated;
     summary.battles_ended = applied.battles_ended;
     summary.rejections_stored = applied.rejections_stored;
+    summary.sink_steps = applied.latencies;
     summary.largest = largest.top(5);
     summary.total_time = started.elapsed();
     Ok(summary)

@@ -12,8 +12,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 /// Sums of what the writer applied.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Applied {
+    /// How long each transaction took, in order.
+    pub latencies: Vec<Duration>,
     pub steps: u64,
     pub killmails_stored: u64,
     pub battles_created: u64,
@@ -55,8 +57,11 @@ impl Writer {
             while let Some(job) = queue.recv().await {
                 match job {
                     Job::Apply(changes) => {
+                        let t = Instant::now();
                         let stats = sink.apply(changes).await?;
-                        sums.lock().expect("applied lock").add(&stats);
+                        let mut sums = sums.lock().expect("applied lock");
+                        sums.add(&stats);
+                        sums.latencies.push(t.elapsed());
                     }
                     Job::Flush(done) => {
                         let _ = done.send(());
@@ -93,9 +98,10 @@ impl Writer {
         Ok(t.elapsed())
     }
 
-    /// What has committed so far.
-    pub fn applied(&self) -> Applied {
-        *self.applied.lock().expect("applied lock")
+    /// (killmails stored, battles created, battles ended) so far.
+    pub fn progress(&self) -> (u64, u64, u64) {
+        let a = self.applied.lock().expect("applied lock");
+        (a.killmails_stored, a.battles_created, a.battles_ended)
     }
 
     /// Waits for every queued step and returns the sums, or the writer's error.
@@ -112,7 +118,7 @@ impl Writer {
                 .block_on(task)
                 .map_err(|e| anyhow!("the database writer panicked: {e}"))??;
         }
-        let sums = *applied.lock().expect("applied lock");
+        let sums = std::mem::take(&mut *applied.lock().expect("applied lock"));
         Ok(sums)
     }
 

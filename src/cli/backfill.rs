@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use battles_dataflow::{BattleReport, EngineConfig, Team};
+use battles_dataflow::{BattleReport, Cluster, EngineConfig, Team};
 use battles_sink::{Sink, SinkConfig};
 use clap::Args;
 
@@ -54,6 +54,11 @@ pub struct BackfillArgs {
     /// Engine worker threads [default: the configuration's `workers`].
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
+
+    /// Run the engine over several processes: host:port of every process, this one first.
+    /// Start the others with `battles engine-peer --cluster <same list> --process N`.
+    #[arg(long, value_delimiter = ',', value_name = "HOST:PORT,...")]
+    pub cluster: Vec<String>,
 
     /// Killmails per engine step and per transaction.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_CHUNK)]
@@ -103,6 +108,10 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<ExitCode> {
         max_record_bytes: config.max_record_bytes,
         engine: EngineConfig {
             workers: config.workers,
+            cluster: (!args.cluster.is_empty()).then(|| Cluster {
+                addresses: args.cluster.clone(),
+                process: 0,
+            }),
             ..EngineConfig::default()
         },
         chunk: args.chunk,

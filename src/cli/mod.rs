@@ -3,7 +3,9 @@
 
 pub mod accuracy;
 pub mod backfill;
+pub mod bench;
 pub mod check;
+pub mod engine_peer;
 pub mod generate;
 pub mod migrate;
 
@@ -29,6 +31,11 @@ pub enum Command {
     /// Load killmail files (or the bundled sample day) into the battles database through the
     /// clustering engine; print the largest battles found with their sides.
     Backfill(backfill::BackfillArgs),
+    /// Benchmark the backfill pipeline on generated killmails into a scratch database: stage
+    /// throughputs and latency percentiles.
+    Bench(bench::BenchArgs),
+    /// Run one more process of a multi-process clustering engine (see `backfill --cluster`).
+    EnginePeer(engine_peer::EnginePeerArgs),
     /// Create the battles database if needed and apply the schema migrations not yet applied.
     Migrate(migrate::MigrateArgs),
 }
@@ -42,6 +49,8 @@ impl Cli {
             Command::Accuracy(args) => accuracy::run(args),
             Command::Migrate(args) => migrate::run(args),
             Command::Backfill(args) => backfill::run(args),
+            Command::Bench(args) => bench::run(args),
+            Command::EnginePeer(args) => engine_peer::run(args),
         }
     }
 }
