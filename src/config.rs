@@ -4,7 +4,7 @@
 //!
 //! | field | default | environment |
 //! |---|---|---|
-//! | `database_url` | `postgres://postgres@127.0.0.1:5432/battles` | `DATABASE_URL` |
+//! | `database_url` | `postgres://postgres@127.0.0.1:5432/battles_db` | `DATABASE_URL` |
 //! | `kafka_brokers` | `127.0.0.1:9092` | `KAFKA_BROKERS` |
 //! | `kafka_topic` | `killmail.enriched` | `BATTLES_KAFKA_TOPIC` |
 //! | `kafka_group` | `battle-service` | `BATTLES_KAFKA_GROUP` |
@@ -28,7 +28,7 @@ pub const CONFIG_ENV: &str = "BATTLES_CONFIG";
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// PostgreSQL connection URL. Default `postgres://postgres@127.0.0.1:5432/battles`.
+    /// PostgreSQL connection URL. Default `postgres://postgres@127.0.0.1:5432/battles_db`.
     pub database_url: String,
     /// Kafka bootstrap servers, comma separated. Default `127.0.0.1:9092`.
     pub kafka_brokers: String,
@@ -54,7 +54,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            database_url: "postgres://postgres@127.0.0.1:5432/battles".into(),
+            database_url: "postgres://postgres@127.0.0.1:5432/battles_db".into(),
             kafka_brokers: "127.0.0.1:9092".into(),
             kafka_topic: "killmail.enriched".into(),
             kafka_group: "battle-service".into(),

@@ -122,9 +122,17 @@ fn jorund_is_one_battle_and_victims_face_their_killers() {
         }
     }
     let rate = same as f64 / counted as f64;
+    let greedy = greedy_alliance_colouring_rate(&kms, &battle_of);
     println!(
-        "victim on final blow's team: {same} of {counted} ({:.2}%)",
-        rate * 100.0
+        "victim on final blow's team: {same} of {counted} ({:.2}%); greedy alliance colouring: {:.2}%",
+        rate * 100.0,
+        greedy * 100.0
+    );
+    assert!(
+        rate < greedy,
+        "the signed-graph sides ({:.2}%) must beat the greedy baseline ({:.2}%)",
+        rate * 100.0,
+        greedy * 100.0
     );
     assert!(counted > 30_000);
     assert!(
@@ -132,4 +140,80 @@ fn jorund_is_one_battle_and_victims_face_their_killers() {
         "victims on their killer's team: {:.2}%",
         rate * 100.0
     );
+}
+
+/// The baseline the sides are compared with: within each battle, killmails in time order, a
+/// greedy colouring at alliance level (corporation, then character, when there is none): the
+/// first time a victim's and an attacker's entities meet, an unplaced one goes opposite the
+/// placed one (both unplaced: victim B, attacker A). Returns the share of killmails (friendly
+/// fire left out) whose victim ends on its final blow's side.
+fn greedy_alliance_colouring_rate(kms: &[Killmail], battle_of: &HashMap<i64, uuid::Uuid>) -> f64 {
+    fn entity(
+        alliance: Option<i64>,
+        corporation: Option<i64>,
+        character: Option<i64>,
+    ) -> Option<(u8, i64)> {
+        alliance
+            .map(|a| (0, a))
+            .or(corporation.map(|c| (1, c)))
+            .or(character.map(|c| (2, c)))
+    }
+    let mut sorted: Vec<&Killmail> = kms.iter().collect();
+    sorted.sort_by_key(|k| (k.killmail_time, k.killmail_id));
+    let mut side: HashMap<(uuid::Uuid, (u8, i64)), bool> = HashMap::new();
+    for k in &sorted {
+        let b = battle_of[&k.killmail_id];
+        let v = entity(
+            k.victim.alliance_id,
+            k.victim.corporation_id,
+            k.victim.character_id,
+        );
+        let Some(v) = v else { continue };
+        for a in k.attackers.iter().filter(|a| a.character_id.is_some()) {
+            let Some(a) = entity(a.alliance_id, a.corporation_id, a.character_id) else {
+                continue;
+            };
+            if a == v {
+                continue;
+            }
+            match (side.get(&(b, v)).copied(), side.get(&(b, a)).copied()) {
+                (None, None) => {
+                    side.insert((b, v), false);
+                    side.insert((b, a), true);
+                }
+                (Some(sv), None) => {
+                    side.insert((b, a), !sv);
+                }
+                (None, Some(sa)) => {
+                    side.insert((b, v), !sa);
+                }
+                (Some(_), Some(_)) => {}
+            }
+        }
+    }
+    let (mut counted, mut same) = (0usize, 0usize);
+    for k in kms {
+        let Some(fb) = k.final_blow() else { continue };
+        if k.victim.character_id.is_none() || fb.character_id.is_none() {
+            continue;
+        }
+        let friendly = (k.victim.alliance_id.is_some() && k.victim.alliance_id == fb.alliance_id)
+            || (k.victim.corporation_id.is_some() && k.victim.corporation_id == fb.corporation_id);
+        if friendly {
+            continue;
+        }
+        let b = battle_of[&k.killmail_id];
+        let v = entity(
+            k.victim.alliance_id,
+            k.victim.corporation_id,
+            k.victim.character_id,
+        );
+        let a = entity(fb.alliance_id, fb.corporation_id, fb.character_id);
+        let (Some(v), Some(a)) = (v, a) else { continue };
+        counted += 1;
+        if side.get(&(b, v)) == side.get(&(b, a)) {
+            same += 1;
+        }
+    }
+    same as f64 / counted.max(1) as f64
 }

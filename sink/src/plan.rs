@@ -76,6 +76,17 @@ impl Keys {
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
     }
+
+    /// The pairs whose battle is in `battles`.
+    pub fn restricted_to(&self, battles: &HashSet<Uuid>) -> Keys {
+        let mut out = Keys::default();
+        for (b, id) in self.battle_ids.iter().zip(&self.ids) {
+            if battles.contains(b) {
+                out.push(*b, *id);
+            }
+        }
+        out
+    }
 }
 
 /// The battle-level fields an event carries.

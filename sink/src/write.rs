@@ -3,7 +3,7 @@
 //! so a step costs the same number of round trips whether it touches one battle or ten
 //! thousand, and a row is rewritten (and its `updated_at` moved) only when it really changed.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use tokio_postgres::Transaction;
@@ -320,14 +320,23 @@ pub(crate) async fn write(
     }
 
     laps.lap("statistics");
+    // Battles written with only a `+1` may have stale child rows from an earlier state, but not
+    // those the upsert just inserted: child rows cannot outlive their battle row. Only the
+    // others are checked (in a backfill, almost none).
+    let preexisting: Vec<Uuid> = plan
+        .created_ids
+        .iter()
+        .filter(|id| !created.contains(id))
+        .copied()
+        .collect();
+    let pre: HashSet<Uuid> = preexisting.iter().copied().collect();
     // Participants.
-    // Stale rows first: for battles new to the database this finds nothing to scan.
     stats.participants_deleted += delete_stale(
         tx,
         "battle_participants",
         "character_id",
-        &plan.created_participant_keys,
-        &plan.created_ids,
+        &plan.created_participant_keys.restricted_to(&pre),
+        &preexisting,
         &mut touched,
     )
     .await?;
@@ -371,13 +380,12 @@ pub(crate) async fn write(
 
     laps.lap("participants");
     // Battle killmails.
-    // Stale rows first: for battles new to the database this finds nothing to scan.
     stats.battle_killmails_deleted += delete_stale(
         tx,
         "battle_killmails",
         "killmail_id",
-        &plan.created_killmail_keys,
-        &plan.created_ids,
+        &plan.created_killmail_keys.restricted_to(&pre),
+        &preexisting,
         &mut touched,
     )
     .await?;
@@ -417,8 +425,8 @@ pub(crate) async fn write(
         tx,
         "battle_third_parties",
         "character_id",
-        &plan.created_third_party_keys,
-        &plan.created_ids,
+        &plan.created_third_party_keys.restricted_to(&pre),
+        &preexisting,
         &mut touched,
     )
     .await?;

@@ -195,11 +195,14 @@ fn print_summary(s: &BackfillSummary) {
 
 /// A few lines about one battle: where, when, size, outcome and who fought on each side.
 pub fn describe(rank: usize, r: &BattleReport) -> String {
+    let end = if r.ended_at.date_naive() == r.started_at.date_naive() {
+        r.ended_at.format("%H:%M").to_string()
+    } else {
+        r.ended_at.format("%Y-%m-%d %H:%M").to_string()
+    };
     let mut out = format!(
-        "{rank}. {} {} – {} UTC, {} ({}): {} killmails, {} pilots, {} ISK destroyed{}\n   id {}\n",
-        r.started_at.format("%Y-%m-%d"),
-        r.started_at.format("%H:%M"),
-        r.ended_at.format("%H:%M"),
+        "{rank}. {} – {end} UTC, {} ({}): {} killmails, {} pilots, {} ISK destroyed{}\n   id {}\n",
+        r.started_at.format("%Y-%m-%d %H:%M"),
         r.primary_system_name,
         r.primary_region_name,
         r.total_killmails,
