@@ -42,20 +42,35 @@ fn bulk(killmails: &[Killmail], workers: usize) -> (f64, usize) {
     (secs, out.upserts().count())
 }
 
-fn stream(killmails: &[Killmail], workers: usize, step: usize) -> (f64, Histogram<u64>) {
+/// Stream steps in arrival order. With `evict`, closed battles leave memory after each step,
+/// as in a live service: the horizon is the latest killmail time seen minus one hour of
+/// allowed lateness. Returns the time, the step latencies and the most killmails resident.
+fn stream(
+    killmails: &[Killmail],
+    workers: usize,
+    step: usize,
+    evict: bool,
+) -> (f64, Histogram<u64>, usize) {
     let mut engine = Engine::start(EngineConfig {
         workers,
         ..EngineConfig::default()
     });
     let mut hist = Histogram::<u64>::new(3).expect("histogram");
     let mut battles = BTreeMap::new();
+    let mut latest = None;
+    let mut peak = 0;
     let started = Instant::now();
     for batch in killmails.chunks(step) {
         let t = Instant::now();
         engine.insert(batch.iter().cloned()).apply_to(&mut battles);
+        latest = batch.iter().map(|k| k.killmail_time).chain(latest).max();
+        if let (true, Some(latest)) = (evict, latest) {
+            engine.evict_closed(latest - chrono::Duration::hours(1));
+        }
         hist.record(t.elapsed().as_micros() as u64).expect("record");
+        peak = peak.max(engine.resident().killmails());
     }
-    (started.elapsed().as_secs_f64(), hist)
+    (started.elapsed().as_secs_f64(), hist, peak)
 }
 
 fn main() {
@@ -79,10 +94,11 @@ fn main() {
             n as f64 / secs
         );
     }
-    for workers in [1, 2] {
-        let (secs, h) = stream(&kms, workers, step);
+    for (workers, evict) in [(1, false), (2, false), (1, true), (2, true)] {
+        let (secs, h, peak) = stream(&kms, workers, step, evict);
         println!(
-            "| stream ({step}/step) | {workers} | {:.0} | | {:.1} ms | {:.1} ms | {:.1} ms |",
+            "| stream ({step}/step{}) | {workers} | {:.0} | | {:.1} ms | {:.1} ms | {:.1} ms | {peak} resident at most |",
+            if evict { ", evicting" } else { "" },
             n as f64 / secs,
             h.value_at_quantile(0.5) as f64 / 1000.0,
             h.value_at_quantile(0.99) as f64 / 1000.0,

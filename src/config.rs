@@ -13,6 +13,7 @@
 //! | `time_skew_secs` | `3600` | `BATTLES_TIME_SKEW_SECS` |
 //! | `rejects_path` | none (beside the output) | `BATTLES_REJECTS` |
 //! | `max_record_bytes` | `16777216` (16 MiB) | `BATTLES_MAX_RECORD_BYTES` |
+//! | `pg_pool_size` | `4` | `BATTLES_PG_POOL_SIZE` |
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -49,6 +50,8 @@ pub struct Config {
     /// Largest accepted record in bytes; longer ones are rejected as too large.
     /// Default 16 MiB.
     pub max_record_bytes: usize,
+    /// PostgreSQL connections in the pool. Default 4.
+    pub pg_pool_size: usize,
 }
 
 impl Default for Config {
@@ -63,6 +66,7 @@ impl Default for Config {
             time_skew_secs: crate::ingest::DEFAULT_TIME_SKEW_SECS,
             rejects_path: None,
             max_record_bytes: crate::sources::DEFAULT_MAX_RECORD_BYTES,
+            pg_pool_size: 4,
         }
     }
 }
@@ -80,6 +84,7 @@ pub struct Overrides {
     pub time_skew_secs: Option<u64>,
     pub rejects_path: Option<PathBuf>,
     pub max_record_bytes: Option<usize>,
+    pub pg_pool_size: Option<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -159,6 +164,7 @@ impl Config {
         parse_env(&get, "BATTLES_WORKERS", &mut self.workers)?;
         parse_env(&get, "BATTLES_TIME_SKEW_SECS", &mut self.time_skew_secs)?;
         parse_env(&get, "BATTLES_MAX_RECORD_BYTES", &mut self.max_record_bytes)?;
+        parse_env(&get, "BATTLES_PG_POOL_SIZE", &mut self.pg_pool_size)?;
         if let Some(v) = get("BATTLES_REJECTS") {
             self.rejects_path = Some(PathBuf::from(v));
         }
@@ -178,6 +184,7 @@ impl Config {
         set(&mut self.workers, &o.workers);
         set(&mut self.time_skew_secs, &o.time_skew_secs);
         set(&mut self.max_record_bytes, &o.max_record_bytes);
+        set(&mut self.pg_pool_size, &o.pg_pool_size);
         if o.rejects_path.is_some() {
             self.rejects_path = o.rejects_path.clone();
         }
@@ -190,6 +197,11 @@ impl Config {
         if self.max_record_bytes == 0 {
             return Err(ConfigError::Invalid(
                 "max_record_bytes must be at least 1".into(),
+            ));
+        }
+        if self.pg_pool_size == 0 {
+            return Err(ConfigError::Invalid(
+                "pg_pool_size must be at least 1".into(),
             ));
         }
         Ok(())
@@ -277,6 +289,21 @@ mod tests {
             ..Overrides::default()
         };
         assert_eq!(Config::load_with_env(&flags, env).unwrap().workers, 7);
+    }
+
+    #[test]
+    fn pool_size_comes_from_env_and_must_be_positive() {
+        let c = Config::load_with_env(
+            &Overrides::default(),
+            env_of(&[("BATTLES_PG_POOL_SIZE", "9")]),
+        )
+        .unwrap();
+        assert_eq!(c.pg_pool_size, 9);
+        let zero = Config::load_with_env(
+            &Overrides::default(),
+            env_of(&[("BATTLES_PG_POOL_SIZE", "0")]),
+        );
+        assert!(matches!(zero, Err(ConfigError::Invalid(_))));
     }
 
     #[test]

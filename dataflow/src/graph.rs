@@ -103,8 +103,11 @@ pub fn battles<'scope>(
                 .filter(|(_, diff)| *diff > 0)
                 .map(|(km, _)| &***km)
                 .collect();
-            let linked = list.iter().filter(|k| !LinkRecord::of(k).satellite).count();
-            if linked >= min_linked && !list.is_empty() {
+            // Counting linked killmails needs their link records; with the default 0 every
+            // component is a battle and nothing needs counting.
+            let enough = min_linked == 0
+                || list.iter().filter(|k| !LinkRecord::of(k).satellite).count() >= min_linked;
+            if enough && !list.is_empty() {
                 out.push((Arc::new(summarize(&list)), 1isize));
             }
         })

@@ -97,9 +97,12 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<ExitCode> {
         let server = postgres::discover(args.database_url.clone()).await?;
         let shown = postgres::redact(&server.url);
         eprintln!("database: {shown}");
-        let sink = Sink::connect(SinkConfig::new(server.url.clone()))
-            .await
-            .with_context(|| format!("connecting to {shown}"))?;
+        let sink = Sink::connect(SinkConfig {
+            pool_size: config.pg_pool_size,
+            ..SinkConfig::new(server.url.clone())
+        })
+        .await
+        .with_context(|| format!("connecting to {shown}"))?;
         anyhow::Ok(sink)
     })?;
     let options = BackfillOptions {
