@@ -71,9 +71,20 @@ fn run(
     paths: &[PathBuf],
     chunk: usize,
 ) -> BackfillSummary {
+    run_batched(rt, db, paths, chunk, usize::MAX)
+}
+
+fn run_batched(
+    rt: &tokio::runtime::Runtime,
+    db: &TestDatabase,
+    paths: &[PathBuf],
+    chunk: usize,
+    read_batch: usize,
+) -> BackfillSummary {
     let sink = Arc::new(rt.block_on(db.sink()).unwrap());
     let options = BackfillOptions {
         chunk,
+        read_batch,
         engine: EngineConfig {
             workers: 2,
             ..EngineConfig::default()
@@ -201,7 +212,14 @@ fn halves_reverse_order_and_repeats_give_identical_tables() {
     assert_eq!(again.battles_created + again.battles_updated, 0);
     assert_same_tables(&expected, &rt.block_on(dump(&twice)), "reverse, twice");
 
-    for db in [whole, halves, twice] {
+    // Reverse order in read batches of 300: each batch is sorted and swept on its own, and
+    // merges with what the earlier (later in time) batches stored.
+    let batched = rt.block_on(TestDatabase::create()).unwrap();
+    let s = run_batched(&rt, &batched, std::slice::from_ref(&reversed), 200, 300);
+    assert!(s.rehydrated > 0, "later batches merged with earlier ones");
+    assert_same_tables(&expected, &rt.block_on(dump(&batched)), "read batches");
+
+    for db in [whole, halves, twice, batched] {
         rt.block_on(db.drop_database()).unwrap();
     }
 }

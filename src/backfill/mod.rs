@@ -1,8 +1,10 @@
 //! Backfill: files of killmails, in any order, through the clustering engine into PostgreSQL.
 //!
 //! 1. **Read** ([`read`]): every input is parsed on all cores; exact duplicates and killmails
-//!    the database already holds are dropped, rejections are kept with their reasons.
-//! 2. **Sweep**: the new killmails, sorted by time, go through the engine in chunks. Before a
+//!    the database already holds are dropped, rejections are kept with their reasons. The new
+//!    killmails come out in read batches (500k by default), which bounds memory: a year of
+//!    EVE goes through batch by batch, each merging exactly with what the earlier ones stored.
+//! 2. **Sweep**: each batch, sorted by time, goes through the engine in chunks. Before a
 //!    chunk, battles closed relative to its first killmail leave memory
 //!    ([`Engine::evict_closed`]), so memory follows the window, not the history; when the
 //!    database holds killmails near the chunk (an earlier backfill, an interrupted run, the
@@ -26,7 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use battles_dataflow::{BattleReport, Engine, EngineConfig};
+use battles_dataflow::{BattleReport, Engine, EngineConfig, Killmail};
 use battles_sink::{Sink, StatusRule, StepChanges};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -38,6 +40,9 @@ use writer::Writer;
 
 /// Default killmails per engine step and per transaction.
 pub const DEFAULT_CHUNK: usize = 20_000;
+
+/// Default killmails per read batch (about 2 GB of parsed killmails at most).
+pub const DEFAULT_READ_BATCH: usize = 500_000;
 
 /// Rejections per transaction when storing them.
 const REJECTIONS_PER_TX: usize = 5_000;
@@ -56,6 +61,10 @@ pub struct BackfillOptions {
     pub emit_events: bool,
     /// Parser threads of the read phase.
     pub parsers: usize,
+    /// Killmails read before they are sorted and clustered: bounds memory (a parsed killmail
+    /// takes a few KB). Inputs larger than this are clustered batch by batch, each batch
+    /// merging with what the earlier ones stored, exactly.
+    pub read_batch: usize,
 }
 
 impl BackfillOptions {
@@ -69,6 +78,7 @@ impl BackfillOptions {
             chunk: DEFAULT_CHUNK,
             emit_events: false,
             parsers: cores,
+            read_batch: DEFAULT_READ_BATCH,
         }
     }
 }
@@ -93,6 +103,7 @@ pub struct BackfillSummary {
     pub rehydrated: u64,
     pub evicted_battles: u64,
     pub peak_resident_killmails: usize,
+    /// Time reading and parsing (outside the sweeps of read batches).
     pub read_time: Duration,
     /// Time in the engine (clustering, eviction, rehydration).
     pub engine_time: Duration,
@@ -125,123 +136,44 @@ pub fn backfill(
         .block_on(sink.stored_killmail_times())
         .context("reading the stored killmails")?;
     let stored_ids: HashSet<i64> = stored_times.iter().map(|(_, id)| *id).collect();
-
-    let mut outcome = read_inputs(
-        &options.paths,
-        &options.ingest,
-        options.max_record_bytes,
-        &stored_ids,
-        options.parsers,
+    let engine = Engine::try_start(options.engine.clone())
+        .map_err(|e| anyhow::anyhow!("starting the clustering engine: {e}"))?;
+    let mut sweep = Sweep {
+        sink: sink.clone(),
+        runtime,
+        writer: Writer::start(sink.clone(), runtime),
+        engine,
+        stored_times,
+        window: chrono::Duration::seconds(options.engine.rule.window_secs.max(1)),
+        chunk: options.chunk.max(1),
+        suppress_events: !options.emit_events,
+        largest: Largest::default(),
+        summary: BackfillSummary::default(),
+        done: 0,
+        total: 0,
         progress,
-    )?;
-    drop(stored_ids);
-    let mut summary = BackfillSummary {
-        records: outcome.records,
-        bytes: outcome.bytes,
-        per_shape: std::mem::take(&mut outcome.per_shape),
-        duplicates: outcome.duplicates,
-        already_stored: outcome.already_stored,
-        rejects_by_reason: std::mem::take(&mut outcome.rejects_by_reason),
-        source_errors: std::mem::take(&mut outcome.source_errors),
-        read_time: started.elapsed(),
-        ..BackfillSummary::default()
+        sweep_time: Duration::ZERO,
     };
+    let reading = Instant::now();
+    let outcome = read_inputs(options, &stored_ids, progress, |batch| sweep.run(batch))?;
+    let read_time = reading.elapsed().saturating_sub(sweep.sweep_time);
+    drop(stored_ids);
 
-    let mut killmails = std::mem::take(&mut outcome.killmails);
-    killmails.sort_unstable_by_key(|k| (k.killmail_time, k.killmail_id));
-    let total = killmails.len() as u64;
-    progress.start_clustering(total);
-
-    let writer = Writer::start(sink.clone(), runtime);
-    let status = StatusRule::Historical;
-    let suppress_events = !options.emit_events;
+    let Sweep {
+        writer,
+        engine,
+        largest,
+        mut summary,
+        suppress_events,
+        ..
+    } = sweep;
     for rejections in outcome.rejections.chunks(REJECTIONS_PER_TX) {
-        writer.send(StepChanges {
+        summary.sink_wait += writer.send(StepChanges {
             rejections: rejections.to_vec(),
             suppress_events,
             ..StepChanges::default()
         })?;
     }
-    drop(outcome.rejections);
-
-    let mut engine = Engine::try_start(options.engine.clone())
-        .map_err(|e| anyhow::anyhow!("starting the clustering engine: {e}"))?;
-    let window = chrono::Duration::seconds(options.engine.rule.window_secs.max(1));
-    let mut largest = Largest::default();
-    let mut done = 0u64;
-    let mut rest = killmails;
-    // Chunks are taken from the front; reversing once lets `split_off` take them cheaply.
-    rest.reverse();
-    while !rest.is_empty() {
-        let take = options.chunk.max(1).min(rest.len());
-        let mut chunk = rest.split_off(rest.len() - take);
-        chunk.reverse();
-        let first = chunk[0].killmail_time;
-        let last = chunk[chunk.len() - 1].killmail_time;
-
-        let t = Instant::now();
-        let eviction = engine.evict_closed(first);
-        summary.evicted_battles += eviction.battles as u64;
-        summary.engine_time += t.elapsed();
-        if !eviction.unexpected.changes.is_empty() {
-            tracing::warn!(
-                changes = eviction.unexpected.changes.len(),
-                "evicting closed battles changed other battles; writing the changes"
-            );
-            summary.sink_wait += writer.send(StepChanges {
-                battles: eviction.unexpected.changes,
-                status,
-                suppress_events,
-                ..StepChanges::default()
-            })?;
-        }
-
-        let (from, to) = (first - window, last + window + chrono::Duration::seconds(1));
-        if has_unloaded(&stored_times, from, to, &engine) {
-            // The neighbourhood must be read after everything before it committed.
-            summary.sink_wait += writer.flush()?;
-            let neighbourhood = runtime
-                .block_on(sink.load_neighbourhood(from..to))
-                .context("loading stored battles next to the new killmails")?;
-            let t = Instant::now();
-            let before = engine.resident().killmails();
-            let back = engine.rehydrate(neighbourhood);
-            summary.rehydrated += (engine.resident().killmails() - before) as u64;
-            summary.engine_time += t.elapsed();
-            if back.changes.iter().any(|(_, d)| *d < 0) {
-                tracing::warn!(
-                    "stored battles disagree with the engine (stored by another version or \
-                     rule?); re-cluster the range {from} .. {to} to repair them"
-                );
-            }
-        }
-
-        let stored_copy = chunk.clone();
-        let t = Instant::now();
-        let out = engine.insert(chunk);
-        summary.engine_steps.push(t.elapsed());
-        summary.engine_time += t.elapsed();
-        summary.peak_resident_killmails = summary
-            .peak_resident_killmails
-            .max(engine.resident().killmails());
-        largest.observe(&out.changes);
-        done += stored_copy.len() as u64;
-        summary.sink_wait += writer.send(StepChanges {
-            battles: out.changes,
-            killmails_inserted: stored_copy,
-            status,
-            suppress_events,
-            ..StepChanges::default()
-        })?;
-        let (_, created, ended) = writer.progress();
-        progress.clustered(
-            done,
-            total,
-            created.saturating_sub(ended),
-            summary.rejected(),
-        );
-    }
-
     let offsets = outcome
         .records_per_input
         .into_iter()
@@ -255,6 +187,14 @@ pub fn backfill(
     progress.finish();
     drop(engine);
 
+    summary.read_time = read_time;
+    summary.records = outcome.records;
+    summary.bytes = outcome.bytes;
+    summary.per_shape = outcome.per_shape;
+    summary.duplicates = outcome.duplicates;
+    summary.already_stored = outcome.already_stored;
+    summary.rejects_by_reason = outcome.rejects_by_reason;
+    summary.source_errors = outcome.source_errors;
     summary.killmails_written = applied.killmails_stored;
     summary.battles_created = applied.battles_created;
     summary.battles_updated = applied.battles_updated;
@@ -264,6 +204,125 @@ pub fn backfill(
     summary.largest = largest.top(5);
     summary.total_time = started.elapsed();
     Ok(summary)
+}
+
+/// The clustering half of a backfill: takes each read batch, sorts it by time and sweeps it
+/// through the engine in chunks, evicting and rehydrating as it goes.
+struct Sweep<'a> {
+    sink: Arc<Sink>,
+    runtime: &'a tokio::runtime::Runtime,
+    writer: Writer,
+    engine: Engine,
+    /// (time, id) of every stored killmail, those of earlier batches of this run included.
+    stored_times: Vec<(i64, i64)>,
+    window: chrono::Duration,
+    chunk: usize,
+    suppress_events: bool,
+    largest: Largest,
+    summary: BackfillSummary,
+    done: u64,
+    total: u64,
+    progress: &'a Progress,
+    /// Time spent in `run` (the rest of the read call is reading and parsing).
+    sweep_time: Duration,
+}
+
+impl Sweep<'_> {
+    fn run(&mut self, mut killmails: Vec<Killmail>) -> anyhow::Result<()> {
+        let sweep_started = Instant::now();
+        killmails.sort_unstable_by_key(|k| (k.killmail_time, k.killmail_id));
+        self.total += killmails.len() as u64;
+        self.progress.start_clustering(self.total);
+        let times: Vec<(i64, i64)> = killmails
+            .iter()
+            .map(|k| (k.killmail_time.timestamp(), k.killmail_id))
+            .collect();
+        let status = StatusRule::Historical;
+        let suppress_events = self.suppress_events;
+        let mut rest = killmails;
+        // Chunks are taken from the front; reversing once lets `split_off` take them cheaply.
+        rest.reverse();
+        while !rest.is_empty() {
+            let take = self.chunk.min(rest.len());
+            let mut chunk = rest.split_off(rest.len() - take);
+            chunk.reverse();
+            let first = chunk[0].killmail_time;
+            let last = chunk[chunk.len() - 1].killmail_time;
+
+            let t = Instant::now();
+            let eviction = self.engine.evict_closed(first);
+            self.summary.evicted_battles += eviction.battles as u64;
+            self.summary.engine_time += t.elapsed();
+            if !eviction.unexpected.changes.is_empty() {
+                tracing::warn!(
+                    changes = eviction.unexpected.changes.len(),
+                    "evicting closed battles changed other battles; writing the changes"
+                );
+                self.summary.sink_wait += self.writer.send(StepChanges {
+                    battles: eviction.unexpected.changes,
+                    status,
+                    suppress_events,
+                    ..StepChanges::default()
+                })?;
+            }
+
+            let (from, to) = (
+                first - self.window,
+                last + self.window + chrono::Duration::seconds(1),
+            );
+            if has_unloaded(&self.stored_times, from, to, &self.engine) {
+                // The neighbourhood must be read after everything before it committed.
+                self.summary.sink_wait += self.writer.flush()?;
+                let neighbourhood = self
+                    .runtime
+                    .block_on(self.sink.load_neighbourhood(from..to))
+                    .context("loading stored battles next to the new killmails")?;
+                let t = Instant::now();
+                let before = self.engine.resident().killmails();
+                let back = self.engine.rehydrate(neighbourhood);
+                self.summary.rehydrated += (self.engine.resident().killmails() - before) as u64;
+                self.summary.engine_time += t.elapsed();
+                if back.changes.iter().any(|(_, d)| *d < 0) {
+                    tracing::warn!(
+                        "stored battles disagree with the engine (stored by another version or \
+                         rule?); re-cluster the range {from} .. {to} to repair them"
+                    );
+                }
+            }
+
+            let stored_copy = chunk.clone();
+            let t = Instant::now();
+            let out = self.engine.insert(chunk);
+            self.summary.engine_steps.push(t.elapsed());
+            self.summary.engine_time += t.elapsed();
+            self.summary.peak_resident_killmails = self
+                .summary
+                .peak_resident_killmails
+                .max(self.engine.resident().killmails());
+            self.largest.observe(&out.changes);
+            self.done += stored_copy.len() as u64;
+            self.summary.sink_wait += self.writer.send(StepChanges {
+                battles: out.changes,
+                killmails_inserted: stored_copy,
+                status,
+                suppress_events,
+                ..StepChanges::default()
+            })?;
+            let (_, created, ended) = self.writer.progress();
+            self.progress.clustered(
+                self.done,
+                self.total,
+                created.saturating_sub(ended),
+                self.summary.rejected(),
+            );
+        }
+        // Later batches may reach back into this one's time: they must see its killmails as
+        // stored.
+        self.stored_times.extend(times);
+        self.stored_times.sort_unstable();
+        self.sweep_time += sweep_started.elapsed();
+        Ok(())
+    }
 }
 
 /// True when the database holds killmails in `from..to` that the engine does not hold.

@@ -6,7 +6,6 @@
 //! depend on thread timing.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 
@@ -15,9 +14,10 @@ use battles_sink::{RejectionRow, SourcePosition as StoredPosition};
 use chrono::Utc;
 
 use crate::ingest::{parse_record, Deduplicator, IngestContext, RejectReason, Seen, Shape};
-use crate::sources::{open_sources, Origin, SourceError, SourcePosition};
+use crate::sources::{open_sources, Origin, SourcePosition};
 
 use super::progress::Progress;
+use super::BackfillOptions;
 
 /// Records per batch handed to a parser thread.
 const BATCH: usize = 512;
@@ -25,7 +25,7 @@ const BATCH: usize = 512;
 /// What the read phase found.
 #[derive(Debug, Default)]
 pub struct ReadOutcome {
-    /// Killmails to cluster: accepted, first of their id in the input, not yet stored.
+    /// Killmails to cluster not yet handed on (empty once `read_inputs` returns).
     pub killmails: Vec<Killmail>,
     pub rejections: Vec<RejectionRow>,
     pub records: u64,
@@ -59,17 +59,29 @@ struct RawRecord {
 /// duplicate (which is rejected with its bytes and position).
 type Parsed = Result<(Killmail, Shape, RawRecord), (RejectReason, RawRecord)>;
 
-/// Reads `paths` with `parsers` parser threads. `stored` holds the ids already in the database.
+/// What the reader thread counts.
+struct ReaderTally {
+    records: u64,
+    bytes: u64,
+    per_input: BTreeMap<String, u64>,
+    source_errors: Vec<String>,
+}
+
+/// Reads `options.paths` with `options.parsers` parser threads, handing the new killmails to
+/// `on_batch` in batches of `options.read_batch` (the last one smaller), in input order. `stored` holds
+/// the ids already in the database. Memory stays bounded: while `on_batch` works, the reader
+/// and the parsers stop as soon as their queues are full. An error from `on_batch` stops the
+/// reading and is returned.
 pub fn read_inputs(
-    paths: &[PathBuf],
-    ctx: &IngestContext,
-    max_record_bytes: usize,
+    options: &BackfillOptions,
     stored: &HashSet<KillmailId>,
-    parsers: usize,
     progress: &Progress,
-) -> Result<ReadOutcome, SourceError> {
-    let mut sources = open_sources(paths)?.with_max_record_bytes(max_record_bytes);
-    let parsers = parsers.max(1);
+    mut on_batch: impl FnMut(Vec<Killmail>) -> anyhow::Result<()>,
+) -> anyhow::Result<ReadOutcome> {
+    let (ctx, max_record_bytes) = (&options.ingest, options.max_record_bytes);
+    let batch_limit = options.read_batch;
+    let mut sources = open_sources(&options.paths)?.with_max_record_bytes(max_record_bytes);
+    let parsers = options.parsers.max(1);
     let (work_tx, work_rx) = sync_channel::<(u64, Vec<RawRecord>)>(parsers * 4);
     let work_rx = Arc::new(Mutex::new(work_rx));
     let (done_tx, done_rx) = sync_channel::<(u64, Vec<Parsed>)>(parsers * 4);
@@ -81,48 +93,60 @@ pub fn read_inputs(
             scope.spawn(move || parse_batches(&work_rx, &done_tx, ctx, max_record_bytes));
         }
         drop(done_tx);
-        let collector = scope.spawn(move || collect(done_rx, stored));
-
-        let mut out_records = 0u64;
-        let mut per_input: BTreeMap<String, u64> = BTreeMap::new();
-        let mut source_errors = Vec::new();
-        let mut batch = Vec::with_capacity(BATCH);
-        let mut seq = 0u64;
-        while let Some(next) = sources.next_record() {
-            let record = match next {
-                Ok(record) => record,
-                Err(e) => {
-                    tracing::error!("{e}");
-                    source_errors.push(e.to_string());
-                    continue;
-                }
+        let reader = scope.spawn(move || {
+            let mut tally = ReaderTally {
+                records: 0,
+                bytes: 0,
+                per_input: BTreeMap::new(),
+                source_errors: Vec::new(),
             };
-            out_records += 1;
-            *per_input.entry(source_key(record.origin)).or_default() += 1;
-            batch.push(RawRecord {
-                bytes: record.bytes.to_vec(),
-                position: record.position(),
-                oversized: record.oversized,
-            });
-            if batch.len() == BATCH {
-                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                if work_tx.send((seq, full)).is_err() {
-                    break;
+            let mut batch = Vec::with_capacity(BATCH);
+            let mut seq = 0u64;
+            while let Some(next) = sources.next_record() {
+                let record = match next {
+                    Ok(record) => record,
+                    Err(e) => {
+                        tracing::error!("{e}");
+                        tally.source_errors.push(e.to_string());
+                        continue;
+                    }
+                };
+                tally.records += 1;
+                *tally
+                    .per_input
+                    .entry(source_key(record.origin))
+                    .or_default() += 1;
+                batch.push(RawRecord {
+                    bytes: record.bytes.to_vec(),
+                    position: record.position(),
+                    oversized: record.oversized,
+                });
+                if batch.len() == BATCH {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                    if work_tx.send((seq, full)).is_err() {
+                        // The collector stopped (an error downstream): stop reading.
+                        break;
+                    }
+                    seq += 1;
+                    progress.read(tally.records, sources.bytes_read());
                 }
-                seq += 1;
-                progress.read(out_records, sources.bytes_read());
             }
-        }
-        if !batch.is_empty() {
-            let _ = work_tx.send((seq, batch));
-        }
-        drop(work_tx);
-        progress.read(out_records, sources.bytes_read());
-        let mut outcome = collector.join().expect("collector thread");
-        outcome.records = out_records;
-        outcome.bytes = sources.bytes_read();
-        outcome.source_errors = source_errors;
-        outcome.records_per_input = per_input;
+            if !batch.is_empty() {
+                let _ = work_tx.send((seq, batch));
+            }
+            drop(work_tx);
+            progress.read(tally.records, sources.bytes_read());
+            tally.bytes = sources.bytes_read();
+            tally
+        });
+
+        let collected = collect(done_rx, stored, batch_limit.max(1), &mut on_batch);
+        let tally = reader.join().expect("reader thread");
+        let mut outcome = collected?;
+        outcome.records = tally.records;
+        outcome.bytes = tally.bytes;
+        outcome.source_errors = tally.source_errors;
+        outcome.records_per_input = tally.per_input;
         Ok(outcome)
     })
 }
@@ -170,8 +194,15 @@ fn parse_batches(
     }
 }
 
-/// Puts parsed batches back in input order and sorts each record into the outcome.
-fn collect(done: Receiver<(u64, Vec<Parsed>)>, stored: &HashSet<KillmailId>) -> ReadOutcome {
+/// Puts parsed batches back in input order, sorts each record into the outcome and hands the
+/// new killmails on in batches of `batch_limit`. Returning early (on an error) drops `done`,
+/// which stops the parsers and then the reader.
+fn collect(
+    done: Receiver<(u64, Vec<Parsed>)>,
+    stored: &HashSet<KillmailId>,
+    batch_limit: usize,
+    on_batch: &mut impl FnMut(Vec<Killmail>) -> anyhow::Result<()>,
+) -> anyhow::Result<ReadOutcome> {
     let mut out = ReadOutcome::default();
     let mut dedup = Deduplicator::new();
     let mut pending: HashMap<u64, Vec<Parsed>> = HashMap::new();
@@ -196,9 +227,15 @@ fn collect(done: Receiver<(u64, Vec<Parsed>)>, stored: &HashSet<KillmailId>) -> 
                     Err((reason, raw)) => reject(&mut out, reason, raw),
                 }
             }
+            if out.killmails.len() >= batch_limit {
+                on_batch(std::mem::take(&mut out.killmails))?;
+            }
         }
     }
-    out
+    if !out.killmails.is_empty() {
+        on_batch(std::mem::take(&mut out.killmails))?;
+    }
+    Ok(out)
 }
 
 fn reject(out: &mut ReadOutcome, reason: RejectReason, raw: RawRecord) {

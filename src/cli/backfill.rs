@@ -12,7 +12,9 @@ use battles_sink::{Sink, SinkConfig};
 use clap::Args;
 
 use crate::backfill::progress::Progress;
-use crate::backfill::{backfill, BackfillOptions, BackfillSummary, DEFAULT_CHUNK};
+use crate::backfill::{
+    backfill, BackfillOptions, BackfillSummary, DEFAULT_CHUNK, DEFAULT_READ_BATCH,
+};
 use crate::config::{Config, Overrides};
 use crate::ingest::IngestContext;
 use crate::postgres;
@@ -63,6 +65,11 @@ pub struct BackfillArgs {
     /// Killmails per engine step and per transaction.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_CHUNK)]
     pub chunk: usize,
+
+    /// Killmails read, sorted and clustered at a time (bounds memory: a parsed killmail takes a
+    /// few KB). Larger inputs go batch by batch, each merging exactly with the ones before.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_READ_BATCH)]
+    pub read_batch: usize,
 
     /// Also write battle.created / battle.updated events to the outbox.
     #[arg(long)]
@@ -118,6 +125,7 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<ExitCode> {
             ..EngineConfig::default()
         },
         chunk: args.chunk,
+        read_batch: args.read_batch,
         emit_events: args.emit_events,
         ..BackfillOptions::new(Vec::new())
     };
@@ -159,7 +167,7 @@ fn print_summary(s: &BackfillSummary) {
         s.killmails_written as f64 / secs
     );
     println!(
-        "  read      {:.1} s ({:.0} records/s, {:.0} MB)",
+        "  reading   {:.1} s ({:.0} records/s, {:.0} MB)",
         s.read_time.as_secs_f64(),
         s.records as f64 / s.read_time.as_secs_f64().max(1e-9),
         s.bytes as f64 / 1e6
