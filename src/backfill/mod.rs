@@ -2,7 +2,7 @@
 //!
 //! 1. **Read** ([`read`]): every input is parsed on all cores; exact duplicates and killmails
 //!    the database already holds are dropped, rejections are kept with their reasons. The new
-//!    killmails come out in read batches (500k by default), which bounds memory: a year of
+//!    killmails come out in read batches (200k by default), which bounds memory: a year of
 //!    EVE goes through batch by batch, each merging exactly with what the earlier ones stored.
 //! 2. **Sweep**: each batch, sorted by time, goes through the engine in chunks. Before a
 //!    chunk, battles closed relative to its first killmail leave memory
@@ -41,8 +41,9 @@ use writer::Writer;
 /// Default killmails per engine step and per transaction.
 pub const DEFAULT_CHUNK: usize = 20_000;
 
-/// Default killmails per read batch (about 2 GB of parsed killmails at most).
-pub const DEFAULT_READ_BATCH: usize = 500_000;
+/// Default killmails per read batch: parsed killmails take 3 to 12 KB each (names and
+/// attackers), so a batch stays within about 2.5 GB.
+pub const DEFAULT_READ_BATCH: usize = 200_000;
 
 /// Rejections per transaction when storing them.
 const REJECTIONS_PER_TX: usize = 5_000;
