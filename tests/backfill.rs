@@ -376,3 +376,76 @@ fn real_days_load_with_zero_rejects_and_jorund_is_one_battle() {
     assert_eq!(jorund_battles, 1, "the Jorund fight is split");
     rt.block_on(db.drop_database()).unwrap();
 }
+
+#[test]
+fn bad_records_are_stored_with_reason_and_position_once() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let file = generated(dir.path(), 15, 1);
+    let mut lines = read_lines(&file);
+    let good = lines.len();
+    lines.insert(3, "{not json".to_owned());
+    lines.insert(10, r#"{"killmail_id": 5}"#.to_owned());
+    lines.push("[1, 2, 3]".to_owned());
+    let mixed = write_lines(&dir.path().join("mixed.jsonl"), &lines);
+    let db = rt.block_on(TestDatabase::create()).unwrap();
+    let first = run(&rt, &db, std::slice::from_ref(&mixed), 500);
+    assert_eq!(first.rejected(), 3, "{:?}", first.rejects_by_reason);
+    assert_eq!(first.killmails_written, good as u64, "nothing good is lost");
+    let again = run(&rt, &db, std::slice::from_ref(&mixed), 500);
+    assert_eq!(again.rejected(), 3, "a re-run sees the same bad records");
+    let rows: Vec<(String, i64, String)> = rt.block_on(async {
+        let c = db.connect().await.unwrap();
+        c.query(
+            "SELECT reason_code, source_line, raw_payload FROM rejected_killmails
+             ORDER BY source_line",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect()
+    });
+    assert_eq!(rows.len(), 3, "stored once, not once per run: {rows:?}");
+    assert_eq!(rows[0].1, 4);
+    assert_eq!(rows[0].2, "{not json");
+    assert_eq!(rows[1].1, 11);
+    assert_eq!(rows[2].1, lines.len() as i64);
+    assert!(rows.iter().all(|(code, _, _)| !code.is_empty()));
+    rt.block_on(db.drop_database()).unwrap();
+}
+
+#[test]
+fn backfill_sample_prints_the_largest_battles_with_their_sides() {
+    let rt = runtime();
+    let db = rt.block_on(TestDatabase::create()).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_battles"))
+        .args(["backfill", "--sample", "--quiet"])
+        .env("DATABASE_URL", &db.url)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("17047 new killmail(s)"), "{text}");
+    assert!(text.contains("largest battles:"), "{text}");
+    let first = text
+        .lines()
+        .find(|l| l.starts_with("1. "))
+        .expect("a first battle");
+    assert!(first.contains("Jorund"), "{first}");
+    assert!(
+        text.contains("team A:") && text.contains("team B:"),
+        "{text}"
+    );
+    // A second run finds everything stored.
+    let again = Command::new(env!("CARGO_BIN_EXE_battles"))
+        .args(["backfill", "--sample", "--quiet"])
+        .env("DATABASE_URL", &db.url)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&again.stdout);
+    assert!(text.contains("0 new killmail(s)"), "{text}");
+    assert!(text.contains("17047 already stored"), "{text}");
+    rt.block_on(db.drop_database()).unwrap();
+}
