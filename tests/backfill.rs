@@ -244,25 +244,41 @@ fn kill_9_mid_backfill_then_rerun_gives_the_uninterrupted_tables() {
             .stderr(Stdio::null());
         c
     };
-    let mut killed = 0;
-    let mut partial_seen = false;
-    for delay_ms in [900u64, 1400, 1900, 2600] {
-        let mut child = backfill_cmd().spawn().unwrap();
-        std::thread::sleep(Duration::from_millis(delay_ms));
-        if child.try_wait().unwrap().is_none() {
-            // SIGKILL: no chance to clean up.
-            child.kill().unwrap();
-            killed += 1;
-        }
-        child.wait().unwrap();
-        let stored: i64 = rt.block_on(async {
+    let stored_count = || -> i64 {
+        rt.block_on(async {
             let c = db.connect().await.unwrap();
             c.query_one("SELECT count(*) FROM killmails", &[])
                 .await
                 .unwrap()
                 .get(0)
-        });
-        if stored > 0 && (stored as usize) < expected["killmails"].len() {
+        })
+    };
+    let total = expected["killmails"].len() as i64;
+    let mut killed = 0;
+    let mut partial_seen = false;
+    // Each round kills the process once the store has passed another fifth of the input, a
+    // few milliseconds after the commit that got it there (sometimes mid-transaction): the
+    // kills land mid-run whatever the machine's speed.
+    for round in 1..=4i64 {
+        let target = total * round / 5;
+        let mut child = backfill_cmd().spawn().unwrap();
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            if stored_count() >= target {
+                std::thread::sleep(Duration::from_millis(7 * round as u64));
+                // SIGKILL: no chance to clean up.
+                if child.kill().is_ok() {
+                    killed += 1;
+                }
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(3));
+        }
+        child.wait().unwrap();
+        let stored = stored_count();
+        if stored > 0 && stored < total {
             partial_seen = true;
         }
     }
