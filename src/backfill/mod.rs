@@ -309,9 +309,10 @@ impl Sweep<'_> {
                 suppress_events,
                 ..StepChanges::default()
             })?;
-            let (_, created, ended) = self.writer.progress();
+            // Progress counts what has committed, not what is queued.
+            let (committed, created, ended) = self.writer.progress();
             self.progress.clustered(
-                self.done,
+                committed,
                 self.total,
                 created.saturating_sub(ended),
                 self.summary.rejected(),

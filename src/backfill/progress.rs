@@ -33,10 +33,8 @@ impl Progress {
         let mode = if std::io::stderr().is_terminal() {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
             bar.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} reading  {human_pos} records  {per_sec}  {msg}",
-                )
-                .expect("valid template"),
+                ProgressStyle::with_template("{spinner} reading  {human_pos} records  {msg}")
+                    .expect("valid template"),
             );
             bar.enable_steady_tick(Duration::from_millis(200));
             Mode::Bar(bar)
@@ -64,7 +62,11 @@ impl Progress {
         match &self.mode {
             Mode::Bar(bar) => {
                 bar.set_position(records);
-                bar.set_message(format!("{:.0} MB", bytes as f64 / 1e6));
+                bar.set_message(format!(
+                    "{:.0}/s  {:.0} MB",
+                    records as f64 / self.started.elapsed().as_secs_f64().max(1e-3),
+                    bytes as f64 / 1e6
+                ));
             }
             Mode::Log(state) => self.log(state, || {
                 format!("reading: {records} records, {:.0} MB", bytes as f64 / 1e6)
@@ -76,25 +78,28 @@ impl Progress {
     /// The clustering phase starts with `total` killmails to go.
     pub fn start_clustering(&self, total: u64) {
         if let Mode::Bar(bar) = &self.mode {
+            let done = bar.length().map_or(0, |_| bar.position());
             bar.set_length(total);
-            bar.set_position(0);
-            bar.reset_eta();
-            bar.reset_elapsed();
+            bar.set_position(done);
+            bar.set_message("");
             bar.set_style(
                 ProgressStyle::with_template(
-                    "{bar:30} {human_pos}/{human_len} killmails  {per_sec}  ETA {eta}  {msg}",
+                    "{bar:30} {human_pos}/{human_len} killmails  ETA {eta}  {msg}",
                 )
                 .expect("valid template"),
             );
         }
     }
 
-    /// Killmails clustered and committed so far.
+    /// Killmails committed so far (clustered and written).
     pub fn clustered(&self, done: u64, total: u64, battles: u64, rejects: u64) {
         match &self.mode {
             Mode::Bar(bar) => {
                 bar.set_position(done);
-                bar.set_message(format!("{battles} battles, {rejects} rejects"));
+                bar.set_message(format!(
+                    "{:.0} killmails/s  {battles} battles  {rejects} rejects",
+                    bar.per_sec()
+                ));
             }
             Mode::Log(state) => self.log(state, || {
                 let secs = self.started.elapsed().as_secs_f64();
