@@ -106,15 +106,12 @@ fn jorund_is_one_battle_and_victims_face_their_killers() {
         .collect();
     let (mut counted, mut same) = (0usize, 0usize);
     for k in &kms {
-        let Some(fb) = k.final_blow() else { continue };
+        let Some(fb) = scored_final_blow(k) else {
+            continue;
+        };
         let (Some(v), Some(a)) = (k.victim.character_id, fb.character_id) else {
             continue;
         };
-        let friendly = (k.victim.alliance_id.is_some() && k.victim.alliance_id == fb.alliance_id)
-            || (k.victim.corporation_id.is_some() && k.victim.corporation_id == fb.corporation_id);
-        if friendly {
-            continue;
-        }
         let b = battle_of[&k.killmail_id];
         counted += 1;
         if team_of[&(b, v)] == team_of[&(b, a)] {
@@ -193,15 +190,9 @@ fn greedy_alliance_colouring_rate(kms: &[Killmail], battle_of: &HashMap<i64, uui
     }
     let (mut counted, mut same) = (0usize, 0usize);
     for k in kms {
-        let Some(fb) = k.final_blow() else { continue };
-        if k.victim.character_id.is_none() || fb.character_id.is_none() {
+        let Some(fb) = scored_final_blow(k) else {
             continue;
-        }
-        let friendly = (k.victim.alliance_id.is_some() && k.victim.alliance_id == fb.alliance_id)
-            || (k.victim.corporation_id.is_some() && k.victim.corporation_id == fb.corporation_id);
-        if friendly {
-            continue;
-        }
+        };
         let b = battle_of[&k.killmail_id];
         let v = entity(
             k.victim.alliance_id,
@@ -216,4 +207,15 @@ fn greedy_alliance_colouring_rate(kms: &[Killmail], battle_of: &HashMap<i64, uui
         }
     }
     same as f64 / counted.max(1) as f64
+}
+
+/// The final blow of a killmail that counts for the same-team measure: victim and final blow
+/// are both characters, and not friendly fire (same alliance or corporation).
+fn scored_final_blow(k: &Killmail) -> Option<&battles_dataflow::Attacker> {
+    let fb = k.final_blow()?;
+    k.victim.character_id?;
+    fb.character_id?;
+    let friendly = (k.victim.alliance_id.is_some() && k.victim.alliance_id == fb.alliance_id)
+        || (k.victim.corporation_id.is_some() && k.victim.corporation_id == fb.corporation_id);
+    (!friendly).then_some(fb)
 }
