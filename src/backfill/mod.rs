@@ -150,13 +150,16 @@ pub fn backfill(
         suppress_events: !options.emit_events,
         largest: Largest::default(),
         summary: BackfillSummary::default(),
-        done: 0,
         total: 0,
+        rejected: 0,
         progress,
         sweep_time: Duration::ZERO,
     };
     let reading = Instant::now();
-    let outcome = read_inputs(options, &stored_ids, progress, |batch| sweep.run(batch))?;
+    let outcome = read_inputs(options, &stored_ids, progress, |batch, rejected| {
+        sweep.rejected = rejected;
+        sweep.run(batch)
+    })?;
     let read_time = reading.elapsed().saturating_sub(sweep.sweep_time);
     drop(stored_ids);
 
@@ -221,8 +224,9 @@ struct Sweep<'a> {
     suppress_events: bool,
     largest: Largest,
     summary: BackfillSummary,
-    done: u64,
     total: u64,
+    /// Records rejected so far (for the progress line).
+    rejected: u64,
     progress: &'a Progress,
     /// Time spent in `run` (the rest of the read call is reading and parsing).
     sweep_time: Duration,
@@ -301,7 +305,6 @@ impl Sweep<'_> {
                 .peak_resident_killmails
                 .max(self.engine.resident().killmails());
             self.largest.observe(&out.changes);
-            self.done += stored_copy.len() as u64;
             self.summary.sink_wait += self.writer.send(StepChanges {
                 battles: out.changes,
                 killmails_inserted: stored_copy,
@@ -315,7 +318,7 @@ impl Sweep<'_> {
                 committed,
                 self.total,
                 created.saturating_sub(ended),
-                self.summary.rejected(),
+                self.rejected,
             );
         }
         // Later batches may reach back into this one's time: they must see its killmails as

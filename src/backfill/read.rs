@@ -68,7 +68,8 @@ struct ReaderTally {
 }
 
 /// Reads `options.paths` with `options.parsers` parser threads, handing the new killmails to
-/// `on_batch` in batches of `options.read_batch` (the last one smaller), in input order. `stored` holds
+/// `on_batch` in batches of `options.read_batch` (the last one smaller), in input order, with
+/// the number of records rejected so far. `stored` holds
 /// the ids already in the database. Memory stays bounded: while `on_batch` works, the reader
 /// and the parsers stop as soon as their queues are full. An error from `on_batch` stops the
 /// reading and is returned.
@@ -76,7 +77,7 @@ pub fn read_inputs(
     options: &BackfillOptions,
     stored: &HashSet<KillmailId>,
     progress: &Progress,
-    mut on_batch: impl FnMut(Vec<Killmail>) -> anyhow::Result<()>,
+    mut on_batch: impl FnMut(Vec<Killmail>, u64) -> anyhow::Result<()>,
 ) -> anyhow::Result<ReadOutcome> {
     let (ctx, max_record_bytes) = (&options.ingest, options.max_record_bytes);
     let batch_limit = options.read_batch;
@@ -201,7 +202,7 @@ fn collect(
     done: Receiver<(u64, Vec<Parsed>)>,
     stored: &HashSet<KillmailId>,
     batch_limit: usize,
-    on_batch: &mut impl FnMut(Vec<Killmail>) -> anyhow::Result<()>,
+    on_batch: &mut impl FnMut(Vec<Killmail>, u64) -> anyhow::Result<()>,
 ) -> anyhow::Result<ReadOutcome> {
     let mut out = ReadOutcome::default();
     let mut dedup = Deduplicator::new();
@@ -228,12 +229,12 @@ fn collect(
                 }
             }
             if out.killmails.len() >= batch_limit {
-                on_batch(std::mem::take(&mut out.killmails))?;
+                on_batch(std::mem::take(&mut out.killmails), out.rejected())?;
             }
         }
     }
     if !out.killmails.is_empty() {
-        on_batch(std::mem::take(&mut out.killmails))?;
+        on_batch(std::mem::take(&mut out.killmails), out.rejected())?;
     }
     Ok(out)
 }
