@@ -1,6 +1,6 @@
-//! The engine handle: runs the clustering graph on timely worker threads (and processes) and lets a driver
-//! (backfill, the stream service, re-clustering, tests) push killmail changes one step at a time
-//! and get back the consolidated battle changes of that step.
+//! The engine handle: runs the clustering graph on timely worker threads (and processes) and
+//! lets a driver (backfill, the stream service, re-clustering, tests) push killmail changes one
+//! step at a time and get back the consolidated battle changes of that step.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::mpsc::{channel, Receiver, Sender};
