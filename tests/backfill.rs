@@ -465,3 +465,27 @@ fn backfill_sample_prints_the_largest_battles_with_their_sides() {
     assert!(text.contains("17047 already stored"), "{text}");
     rt.block_on(db.drop_database()).unwrap();
 }
+
+#[test]
+fn a_second_writer_is_refused_with_a_clear_message() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let file = generated(dir.path(), 16, 1);
+    let db = rt.block_on(TestDatabase::create()).unwrap();
+    let sink = rt.block_on(db.sink()).unwrap();
+    let held = rt.block_on(sink.lock_writer()).unwrap();
+    let options = BackfillOptions::new(vec![file.clone()]);
+    let err = backfill(Arc::new(sink), &rt, &options, &Progress::hidden()).unwrap_err();
+    let message = format!("{err:#}");
+    assert!(
+        message.contains("another process is writing battles") && message.contains("pid"),
+        "{message}"
+    );
+    drop(held);
+    let s = run(&rt, &db, std::slice::from_ref(&file), 1_000);
+    assert!(
+        s.killmails_written > 0,
+        "the lock is free once its holder is gone"
+    );
+    rt.block_on(db.drop_database()).unwrap();
+}

@@ -22,6 +22,11 @@ pub enum SinkError {
     },
     #[error("inconsistent step changes: {0}")]
     InconsistentChanges(String),
+    #[error(
+        "another process is writing battles to this database ({holder}); wait for it to \
+         finish or stop it, then run again"
+    )]
+    WriterBusy { holder: String },
     #[error("stored killmail {killmail_id} does not decode: {source}")]
     StoredKillmail {
         killmail_id: i64,

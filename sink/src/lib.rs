@@ -21,7 +21,7 @@ mod write;
 pub use changes::{BattleStatus, RejectionRow, SourcePosition, StatusRule, StepChanges};
 pub use error::SinkError;
 pub use migrate::{ensure_database, migrate, migrate_to, prepare_database};
-pub use sink::{RetryPolicy, Sink, SinkConfig};
+pub use sink::{RetryPolicy, Sink, SinkConfig, WriterLock};
 pub use testdb::TestDatabase;
 pub use write::AppliedStats;
 

@@ -66,6 +66,15 @@ impl SinkConfig {
     }
 }
 
+/// The advisory lock key that makes one process the battles writer of a database.
+const WRITER_LOCK_KEY: i64 = 0x0062_6174_746c_6573; // "battles"
+
+/// Held while this process is the database's battles writer; dropping it closes its own
+/// connection, which releases the lock (so does the process dying).
+pub struct WriterLock {
+    _client: tokio_postgres::Client,
+}
+
 /// Writes battle changes to PostgreSQL.
 pub struct Sink {
     pool: Pool,
@@ -98,6 +107,46 @@ impl Sink {
             config,
             pg_config,
         })
+    }
+
+    /// Takes the database's writer lock, a session advisory lock on a connection of its own:
+    /// two writers (two backfills, a backfill and the live service) would interleave changes
+    /// computed from different views of the same battles. Fails at once with
+    /// [`SinkError::WriterBusy`], naming the holder, when another session has it.
+    pub async fn lock_writer(&self) -> Result<WriterLock, SinkError> {
+        let client = with_retry(self.config.retry, "connect for the writer lock", || {
+            crate::migrate::connect(&self.pg_config)
+        })
+        .await?;
+        let taken: bool = client
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&WRITER_LOCK_KEY])
+            .await?
+            .get(0);
+        if taken {
+            return Ok(WriterLock { _client: client });
+        }
+        let holder = client
+            .query_opt(
+                "SELECT a.pid, coalesce(a.application_name, ''), coalesce(a.client_addr::text, 'local'),
+                        a.backend_start::text
+                 FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+                 WHERE l.locktype = 'advisory' AND l.granted
+                   AND ((l.classid::int8 << 32) | l.objid::int8) = $1
+                 LIMIT 1",
+                &[&WRITER_LOCK_KEY],
+            )
+            .await?
+            .map(|r| {
+                format!(
+                    "backend pid {}, application {:?}, from {}, connected {}",
+                    r.get::<_, i32>(0),
+                    r.get::<_, String>(1),
+                    r.get::<_, String>(2),
+                    r.get::<_, String>(3)
+                )
+            })
+            .unwrap_or_else(|| "holder unknown".to_owned());
+        Err(SinkError::WriterBusy { holder })
     }
 
     pub fn pool(&self) -> &Pool {

@@ -133,6 +133,8 @@ pub fn backfill(
     progress: &Progress,
 ) -> anyhow::Result<BackfillSummary> {
     let started = Instant::now();
+    // One writer per database: held until this function returns.
+    let _writer_lock = runtime.block_on(sink.lock_writer())?;
     let stored_times = runtime
         .block_on(sink.stored_killmail_times())
         .context("reading the stored killmails")?;
