@@ -115,6 +115,62 @@ impl UnionFind {
     }
 }
 
+/// The first (time, id) of the satellite run each satellite belongs to. Satellites that
+/// attach to no fight group with each other when they are in the same system, within the
+/// satellite window of each other and share a character: a spam run by one pilot, or a ship
+/// and its pod both killed by rats. Only satellites attached in the same cell group, so a run
+/// never reaches a fight and a run longer than a bucket comes out in bucket-long pieces.
+/// `satellites` is in (time, id) order; attached ones keep their own key (unused).
+fn satellite_runs(
+    satellites: &[&LinkRecord],
+    attached: &[(usize, Option<usize>)],
+    sat_window: i64,
+) -> Vec<(i64, KillmailId)> {
+    let loose: Vec<usize> = attached
+        .iter()
+        .filter(|(_, best)| best.is_none())
+        .map(|(s, _)| *s)
+        .collect();
+    let mut uf = UnionFind::new(loose.len());
+    for j in 0..loose.len() {
+        let b = satellites[loose[j]];
+        for i in (0..j).rev() {
+            let a = satellites[loose[i]];
+            if b.time - a.time > sat_window {
+                break;
+            }
+            if a.system == b.system && shares_character(a, b) {
+                uf.union(i, j);
+            }
+        }
+    }
+    let mut key: Vec<(i64, KillmailId)> = satellites.iter().map(|r| r.key()).collect();
+    // Roots are the smallest index of their set, which is the earliest (time, id).
+    for (i, &s) in loose.iter().enumerate() {
+        key[s] = satellites[loose[uf.find(i)]].key();
+    }
+    key
+}
+
+/// True when two link records share a character (victim or attacker).
+pub fn shares_character(a: &LinkRecord, b: &LinkRecord) -> bool {
+    let (mut i, mut j) = (0, 0);
+    while i < a.characters.len() && j < b.characters.len() {
+        match a.characters[i].cmp(&b.characters[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => return true,
+        }
+    }
+    false
+}
+
+/// The bucket of the cell in which a satellite at `time` is attached (see the module doc):
+/// the buckets of satellites are shifted by the satellite window.
+pub fn satellite_bucket(time: i64, width: i64, sat_window: i64) -> i64 {
+    (time - sat_window).div_euclid(width) + 1
+}
+
 /// Clusters one cell. `members` holds the cell's records with their roles, in any order.
 /// Returns the memberships the cell decides (see [`Membership`]).
 pub fn cluster_cell(
@@ -225,10 +281,11 @@ pub fn cluster_cell(
             Role::Guest => {}
         }
     }
+    let runs = satellite_runs(&satellites, &attached, sat_window);
     for (s, best) in attached {
         let key = match best {
             Some(i) => first[uf.find(i)],
-            None => satellites[s].key(),
+            None => runs[s],
         };
         out.push(Membership {
             killmail: satellites[s].id,

@@ -1,9 +1,11 @@
 //! The sequential reference: the same battles as the dataflow, computed the simple way (all pairs
-//! of linkers within reach through union-find, then satellites attached to the nearest linker).
+//! of linkers within reach through union-find, then satellites attached to the nearest linker,
+//! then runs of the satellites left over).
 //! Tests check the engine against it; it is too slow for production on busy data.
 
 use std::collections::BTreeMap;
 
+use crate::cell::{satellite_bucket, shares_character};
 use crate::killmail::{Killmail, KillmailId};
 use crate::link::LinkRecord;
 use crate::report::BattleReport;
@@ -46,7 +48,7 @@ pub fn battles(killmails: &[Killmail], config: &EngineConfig) -> Vec<BattleRepor
         *linked_count.entry(root).or_default() += 1;
     }
     let window = rule.satellite_window();
-    let mut lone: Vec<Vec<KillmailId>> = Vec::new();
+    let mut loose: Vec<&LinkRecord> = Vec::new();
     for sat in recs.iter().filter(|r| r.satellite) {
         let best = (0..n)
             .filter(|&i| {
@@ -66,9 +68,34 @@ pub fn battles(killmails: &[Killmail], config: &EngineConfig) -> Vec<BattleRepor
                 let root = find(&mut parent, i);
                 groups.entry(root).or_default().push(sat.id);
             }
-            None => lone.push(vec![sat.id]),
+            None => loose.push(sat),
         }
     }
+    // Satellites that joined no fight: runs of the same system, within the satellite window of
+    // each other, sharing a character, attached in the same (region, satellite bucket).
+    let width = rule.max_link_secs();
+    let mut sp: Vec<usize> = (0..loose.len()).collect();
+    for j in 0..loose.len() {
+        for i in 0..j {
+            let (a, b) = (loose[i], loose[j]);
+            let same_cell = a.region == b.region
+                && satellite_bucket(a.time, width, window)
+                    == satellite_bucket(b.time, width, window);
+            if same_cell
+                && a.system == b.system
+                && (b.time - a.time).abs() <= window
+                && shares_character(a, b)
+            {
+                let (x, y) = (find(&mut sp, i), find(&mut sp, j));
+                sp[x.max(y)] = x.min(y);
+            }
+        }
+    }
+    let mut runs: BTreeMap<usize, Vec<KillmailId>> = BTreeMap::new();
+    for (i, sat) in loose.iter().enumerate() {
+        runs.entry(find(&mut sp, i)).or_default().push(sat.id);
+    }
+    let lone: Vec<Vec<KillmailId>> = runs.into_values().collect();
     let by_id: BTreeMap<KillmailId, &Killmail> =
         killmails.iter().map(|k| (k.killmail_id, k)).collect();
     let mut out: Vec<BattleReport> = groups

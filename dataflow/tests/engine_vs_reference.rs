@@ -128,3 +128,82 @@ fn merges_report_the_continuing_battle() {
     }
     assert!(ended_any, "this history merges battles as it grows");
 }
+
+/// A spam run (one pilot killing 25 deployables a minute apart in one system) is one battle,
+/// and two unrelated fights at its start and end stay apart from it and from each other.
+#[test]
+fn a_spam_run_is_one_battle_and_glues_no_fights() {
+    let template = random_history(3, 1)[0].clone();
+    let u = battles_dataflow::Universe::embedded();
+    let jita = u.system(30000142).unwrap();
+    let rule = battles_dataflow::LinkRule::default();
+    let width = rule.max_link_secs();
+    // Start just after a satellite-bucket boundary so the 25 minutes fall in one bucket.
+    let base = 1_740_787_200i64;
+    let start = (base / width + 1) * width + rule.satellite_window() + 60;
+    let kill = |id: i64, t: i64, victim: Option<i64>, ship: (i64, i64, i64), attackers: &[i64]| {
+        let mut k = template.clone();
+        k.killmail_id = id;
+        k.killmail_time = chrono::DateTime::from_timestamp(t, 0).unwrap();
+        k.solar_system_id = jita.id;
+        k.constellation_id = jita.constellation_id;
+        k.region_id = jita.region_id;
+        k.victim.character_id = victim;
+        k.victim.corporation_id = Some(98_500_000 + id);
+        k.victim.alliance_id = None;
+        (
+            k.victim.ship_type_id,
+            k.victim.ship_group_id,
+            k.victim.ship_category_id,
+        ) = (ship.0, Some(ship.1), Some(ship.2));
+        let mut a = k.attackers[0].clone();
+        k.attackers = attackers
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                a.character_id = Some(*c);
+                a.corporation_id = Some(97_000_000 + c);
+                a.alliance_id = None;
+                a.final_blow = i == 0;
+                a.clone()
+            })
+            .collect();
+        k
+    };
+    let depot = (33474, 1246, 22);
+    let frigate = (587, 25, 6);
+    let mut kms = Vec::new();
+    for i in 0..25 {
+        kms.push(kill(1_000 + i, start + 60 * i, None, depot, &[7_000_001]));
+    }
+    // Fight A at the run's start, fight B at its end: different pilots, nobody shared.
+    for i in 0..4 {
+        kms.push(kill(
+            2_000 + i,
+            start + 30 * i,
+            Some(8_000_000 + i),
+            frigate,
+            &[8_100_000, 8_100_001],
+        ));
+        kms.push(kill(
+            3_000 + i,
+            start + 1_440 + 30 * i,
+            Some(9_000_000 + i),
+            frigate,
+            &[9_100_000, 9_100_001],
+        ));
+    }
+    let expected = reference::battles(&kms, &EngineConfig::default());
+    for workers in [1, 2] {
+        let mut engine = Engine::start(config(workers));
+        let mut replica = Replica::default();
+        replica.apply(&engine.insert(kms.iter().cloned()));
+        assert_eq!(replica.sorted(), expected, "{workers} worker(s)");
+    }
+    let sizes: Vec<i32> = {
+        let mut v: Vec<i32> = expected.iter().map(|r| r.total_killmails).collect();
+        v.sort_unstable();
+        v
+    };
+    assert_eq!(sizes, vec![4, 4, 25], "the run, fight A and fight B");
+}
