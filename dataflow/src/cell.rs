@@ -154,15 +154,7 @@ fn satellite_runs(
 
 /// True when two link records share a character (victim or attacker).
 pub fn shares_character(a: &LinkRecord, b: &LinkRecord) -> bool {
-    let (mut i, mut j) = (0, 0);
-    while i < a.characters.len() && j < b.characters.len() {
-        match a.characters[i].cmp(&b.characters[j]) {
-            std::cmp::Ordering::Less => i += 1,
-            std::cmp::Ordering::Greater => j += 1,
-            std::cmp::Ordering::Equal => return true,
-        }
-    }
-    false
+    crate::link::intersects(&a.characters, &b.characters)
 }
 
 /// The bucket of the cell in which a satellite at `time` is attached (see the module doc):

@@ -89,7 +89,7 @@ fn sorted(mut v: Vec<i64>) -> Vec<i64> {
 }
 
 /// True when two sorted slices share an element.
-fn intersects(a: &[i64], b: &[i64]) -> bool {
+pub(crate) fn intersects(a: &[i64], b: &[i64]) -> bool {
     let (mut i, mut j) = (0, 0);
     while i < a.len() && j < b.len() {
         match a[i].cmp(&b[j]) {

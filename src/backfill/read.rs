@@ -25,8 +25,6 @@ const BATCH: usize = 512;
 /// What the read phase found.
 #[derive(Debug, Default)]
 pub struct ReadOutcome {
-    /// Killmails to cluster not yet handed on (empty once `read_inputs` returns).
-    pub killmails: Vec<Killmail>,
     pub rejections: Vec<RejectionRow>,
     pub records: u64,
     pub bytes: u64,
@@ -205,6 +203,7 @@ fn collect(
     on_batch: &mut impl FnMut(Vec<Killmail>, u64) -> anyhow::Result<()>,
 ) -> anyhow::Result<ReadOutcome> {
     let mut out = ReadOutcome::default();
+    let mut killmails: Vec<Killmail> = Vec::new();
     let mut dedup = Deduplicator::new();
     let mut pending: HashMap<u64, Vec<Parsed>> = HashMap::new();
     let mut next = 0u64;
@@ -220,7 +219,7 @@ fn collect(
                         }
                         Ok(Seen::New) => {
                             *out.per_shape.entry(shape).or_default() += 1;
-                            out.killmails.push(km);
+                            killmails.push(km);
                         }
                         Ok(Seen::Duplicate) => out.duplicates += 1,
                         Err(reason) => reject(&mut out, reason, raw),
@@ -228,13 +227,13 @@ fn collect(
                     Err((reason, raw)) => reject(&mut out, reason, raw),
                 }
             }
-            if out.killmails.len() >= batch_limit {
-                on_batch(std::mem::take(&mut out.killmails), out.rejected())?;
+            if killmails.len() >= batch_limit {
+                on_batch(std::mem::take(&mut killmails), out.rejected())?;
             }
         }
     }
-    if !out.killmails.is_empty() {
-        on_batch(std::mem::take(&mut out.killmails), out.rejected())?;
+    if !killmails.is_empty() {
+        on_batch(killmails, out.rejected())?;
     }
     Ok(out)
 }

@@ -16,7 +16,6 @@ use tokio::task::JoinHandle;
 pub struct Applied {
     /// How long each transaction took, in order.
     pub latencies: Vec<Duration>,
-    pub steps: u64,
     pub killmails_stored: u64,
     pub battles_created: u64,
     pub battles_updated: u64,
@@ -26,7 +25,6 @@ pub struct Applied {
 
 impl Applied {
     fn add(&mut self, s: &AppliedStats) {
-        self.steps += 1;
         self.killmails_stored += s.killmails_stored as u64;
         self.battles_created += s.battles_created as u64;
         self.battles_updated += s.battles_updated as u64;
