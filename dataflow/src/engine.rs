@@ -16,6 +16,7 @@ use crate::graph::{self, Epoch};
 use crate::killmail::Killmail;
 use crate::report::BattleReport;
 use crate::resident::Resident;
+use crate::shared::Shared;
 use crate::EngineConfig;
 
 enum Command {
@@ -42,8 +43,9 @@ pub struct Ended {
 #[derive(Clone, Debug, Default)]
 pub struct StepOutput {
     /// Retracted old reports (-1) and inserted new reports (+1), sorted by battle id, retraction
-    /// first. A battle id with both is an update.
-    pub changes: Vec<(BattleReport, isize)>,
+    /// first. A battle id with both is an update. Reports are shared with the graph's state:
+    /// a report of a big battle is large and the caller rarely needs its own copy.
+    pub changes: Vec<(Arc<BattleReport>, isize)>,
     /// Battle ids that ended in this step.
     pub ended: Vec<Ended>,
     /// Requested updates that were dropped: insertions of killmails already resident and
@@ -66,13 +68,13 @@ pub struct Eviction {
 
 impl StepOutput {
     /// The new reports of this step (created or updated battles).
-    pub fn upserts(&self) -> impl Iterator<Item = &BattleReport> {
+    pub fn upserts(&self) -> impl Iterator<Item = &Arc<BattleReport>> {
         self.changes.iter().filter(|(_, d)| *d > 0).map(|(r, _)| r)
     }
 
     /// Applies this step to a map of current battles by id (what a reader of every step's output
     /// holds).
-    pub fn apply_to(&self, battles: &mut BTreeMap<Uuid, BattleReport>) {
+    pub fn apply_to(&self, battles: &mut BTreeMap<Uuid, Arc<BattleReport>>) {
         for (r, d) in &self.changes {
             if *d < 0 {
                 battles.remove(&r.battle_id);
@@ -178,7 +180,7 @@ impl Engine {
         let killmails = updates.len();
         let out = self.run_step(updates);
         self.resident.observe(&out.changes);
-        let changes: Vec<(BattleReport, isize)> = out
+        let changes: Vec<(Arc<BattleReport>, isize)> = out
             .changes
             .into_iter()
             .filter(|(r, d)| !(*d < 0 && evicted.contains(&r.battle_id)))
@@ -290,14 +292,14 @@ fn execute(
         let out_tx = channels.as_ref().map(|(_, tx)| tx.clone());
         let config = config.clone();
         let (mut input, probe) = worker.dataflow::<Epoch, _, _>(move |scope| {
-            let (input, killmails) = scope.new_collection::<Arc<Killmail>, isize>();
+            let (input, killmails) = scope.new_collection::<Shared<Killmail>, isize>();
             let (probe, _) = graph::battles(killmails, config)
                 .consolidate()
                 .inner
                 .exchange(|_| 0)
                 .inspect_core(move |event| {
                     if let (Ok((_, batch)), Some(tx)) = (event, &out_tx) {
-                        let updates = batch.iter().map(|(r, _, d)| (r.clone(), *d)).collect();
+                        let updates = batch.iter().map(|(r, _, d)| (r.0.clone(), *d)).collect();
                         let _ = tx.send(Message::Output(updates));
                     }
                 })
@@ -312,7 +314,7 @@ fn execute(
         };
         while let Ok(Command::Step { epoch, updates }) = commands.recv() {
             for (km, diff) in updates {
-                input.update(km, diff);
+                input.update(Shared(km), diff);
             }
             input.advance_to(epoch + 1);
             input.flush();
@@ -325,43 +327,48 @@ fn execute(
 }
 
 /// Sums the diffs of equal reports, drops zeros, and works out which battles ended.
-fn consolidate(changes: Vec<(Arc<BattleReport>, isize)>) -> StepOutput {
-    let mut changes: Vec<(BattleReport, isize)> = changes
-        .into_iter()
-        .map(|(r, d)| (Arc::unwrap_or_clone(r), d))
-        .collect();
-    // Equal reports are adjacent once sorted by (id, report).
-    changes.sort_by(|a, b| {
-        a.0.battle_id
-            .cmp(&b.0.battle_id)
-            .then_with(|| a.0.cmp(&b.0))
-    });
-    let mut merged: Vec<(BattleReport, isize)> = Vec::with_capacity(changes.len());
-    for (report, diff) in changes {
-        match merged.last_mut() {
-            Some(last) if last.0.battle_id == report.battle_id && last.0 == report => {
-                last.1 += diff
+///
+/// Reports are compared in full only when one battle id has changes with opposite signs (a
+/// report retracted and inserted again unchanged), which is rare: a report of a big battle is
+/// expensive to compare.
+fn consolidate(mut changes: Vec<(Arc<BattleReport>, isize)>) -> StepOutput {
+    changes.sort_by_key(|(r, d)| (r.battle_id, *d));
+    let mut merged: Vec<(Arc<BattleReport>, isize)> = Vec::with_capacity(changes.len());
+    for group in changes.chunk_by(|a, b| a.0.battle_id == b.0.battle_id) {
+        let first = merged.len();
+        for (report, diff) in group {
+            match merged[first..]
+                .iter_mut()
+                .find(|(r, _)| Arc::ptr_eq(r, report) || **r == **report)
+            {
+                Some(same) => same.1 += diff,
+                None => merged.push((report.clone(), *diff)),
             }
-            _ => merged.push((report, diff)),
         }
     }
     merged.retain(|(_, d)| *d != 0);
-    merged.sort_by_key(|a| (a.0.battle_id, a.1));
+    merged.sort_by_key(|(r, d)| (r.battle_id, *d));
     let inserted: BTreeMap<Uuid, &BattleReport> = merged
         .iter()
         .filter(|(_, d)| *d > 0)
-        .map(|(r, _)| (r.battle_id, r))
+        .map(|(r, _)| (r.battle_id, &**r))
         .collect();
-    let mut holder = BTreeMap::new();
-    for r in inserted.values() {
-        for k in &r.killmails {
-            holder.insert(k.killmail_id, r.battle_id);
-        }
-    }
-    let ended = merged
+    let gone: Vec<&BattleReport> = merged
         .iter()
         .filter(|(r, d)| *d < 0 && !inserted.contains_key(&r.battle_id))
-        .map(|(r, _)| Ended {
+        .map(|(r, _)| &**r)
+        .collect();
+    let mut holder = BTreeMap::new();
+    if !gone.is_empty() {
+        for r in inserted.values() {
+            for k in &r.killmails {
+                holder.insert(k.killmail_id, r.battle_id);
+            }
+        }
+    }
+    let ended = gone
+        .into_iter()
+        .map(|r| Ended {
             battle_id: r.battle_id,
             continued_by: holder.get(&r.first_killmail_id).copied().or_else(|| {
                 r.killmails

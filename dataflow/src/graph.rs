@@ -7,7 +7,9 @@
 //! 3. Secondary memberships joined with primary ones are edges between nodes of different cells;
 //!    label propagation over these (few) edges gives each connected node the smallest label of
 //!    its component. Nodes without edges keep their own label.
-//! 4. Killmails grouped by label are battles; a `reduce` per battle builds its report.
+//! 4. Killmails grouped by label are battles. A `reduce` per (battle, slice of time) summarizes
+//!    the battle's killmails of that slice as a [`Piece`]; a `reduce` per battle finishes its
+//!    report from its pieces, so a step re-reads only the slices it touched (`summarize.rs`).
 //!
 //! Timestamps are ingest epochs (`u64`), not killmail times: a late killmail is an ordinary
 //! update of the current epoch, so the output for a set of killmails does not depend on the order
@@ -22,7 +24,8 @@ use crate::cell::{cells_of, cluster_cell, Node, Role};
 use crate::killmail::{Killmail, KillmailId};
 use crate::link::LinkRecord;
 use crate::report::BattleReport;
-use crate::summarize::summarize;
+use crate::shared::Shared;
+use crate::summarize::{piece_of, summarize_pieces, Piece};
 use crate::universe::Universe;
 use crate::EngineConfig;
 
@@ -31,17 +34,18 @@ pub type Epoch = u64;
 
 /// Builds the clustering graph over a collection of killmails.
 ///
-/// Killmails, link records and reports travel behind `Arc`s: arrangements clone their contents
-/// as they merge batches, and a clone of a killmail with hundreds of attackers is expensive.
+/// Killmails, link records, summary pieces and reports travel as [`Shared`]s: arrangements clone
+/// and compare their contents as they merge batches, and a killmail with hundreds of attackers
+/// or a big battle's report is expensive to clone or to compare with itself.
 pub fn battles<'scope>(
-    killmails: VecCollection<'scope, Epoch, Arc<Killmail>, isize>,
+    killmails: VecCollection<'scope, Epoch, Shared<Killmail>, isize>,
     config: Arc<EngineConfig>,
-) -> VecCollection<'scope, Epoch, Arc<BattleReport>, isize> {
+) -> VecCollection<'scope, Epoch, Shared<BattleReport>, isize> {
     let universe = Universe::embedded();
     let width = config.rule.max_link_secs();
 
     let placed = killmails.clone().flat_map(move |km| {
-        let rec = Arc::new(LinkRecord::of(&km));
+        let rec = Shared::new(LinkRecord::of(&km));
         cells_of(&rec, width, universe)
             .map(|(cell, role)| (cell, (role, rec.clone())))
             .collect::<Vec<_>>()
@@ -94,21 +98,29 @@ pub fn battles<'scope>(
     let min_linked = config.min_linked_killmails;
     killmails
         .map(|km| (km.killmail_id, km))
-        .join_map(km_label, |_id, km: &Arc<Killmail>, label| {
-            (*label, km.clone())
+        .join_map(km_label, |_id, km: &Shared<Killmail>, label| {
+            ((*label, piece_of(km)), km.clone())
         })
-        .reduce_named("Battle", move |_label, kms, out| {
+        .reduce_named("BattlePiece", |_key, kms, out| {
             let list: Vec<&Killmail> = kms
                 .iter()
                 .filter(|(_, diff)| *diff > 0)
                 .map(|(km, _)| &***km)
                 .collect();
-            // Counting linked killmails needs their link records; with the default 0 every
-            // component is a battle and nothing needs counting.
-            let enough = min_linked == 0
-                || list.iter().filter(|k| !LinkRecord::of(k).satellite).count() >= min_linked;
+            if !list.is_empty() {
+                out.push((Shared::new(Piece::of(&list)), 1isize));
+            }
+        })
+        .map(|((label, _piece), piece)| (label, piece))
+        .reduce_named("Battle", move |_label, pieces, out| {
+            let list: Vec<&Piece> = pieces
+                .iter()
+                .filter(|(_, diff)| *diff > 0)
+                .map(|(piece, _)| &***piece)
+                .collect();
+            let enough = list.iter().map(|p| p.linkers).sum::<usize>() >= min_linked;
             if enough && !list.is_empty() {
-                out.push((Arc::new(summarize(&list)), 1isize));
+                out.push((Shared::new(summarize_pieces(&list)), 1isize));
             }
         })
         .map(|(_label, report)| report)

@@ -106,6 +106,14 @@ impl Killmail {
         self.victim.ship_group_id == Some(GROUP_CAPSULE)
     }
 
+    /// True when the killmail is not a fight between players: no player attacker, a pod, or a
+    /// loss that is not a ship. Satellites never link killmails (see `link.rs`).
+    pub fn is_satellite(&self) -> bool {
+        self.attackers.iter().all(|a| a.character_id.is_none())
+            || self.is_pod()
+            || !self.is_ship_loss()
+    }
+
     /// True when the loss is a ship or capsule (category 6), not a structure, deployable,
     /// fighter or other object. Unknown categories count as ships.
     pub fn is_ship_loss(&self) -> bool {

@@ -11,6 +11,7 @@ pub mod link;
 pub mod reference;
 pub mod report;
 pub mod resident;
+pub mod shared;
 pub mod sides;
 pub mod summarize;
 pub mod universe;

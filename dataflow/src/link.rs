@@ -123,9 +123,7 @@ impl LinkRecord {
             km.victim.corporation_id,
             km.victim.alliance_id,
         );
-        let mut has_player_attacker = false;
         for a in &km.attackers {
-            has_player_attacker |= a.character_id.is_some();
             player(a.character_id, a.corporation_id, a.alliance_id);
         }
         LinkRecord {
@@ -134,7 +132,7 @@ impl LinkRecord {
             system: km.solar_system_id,
             constellation: km.constellation_id,
             region: km.region_id,
-            satellite: !has_player_attacker || km.is_pod() || !km.is_ship_loss(),
+            satellite: km.is_satellite(),
             victim_character: km.victim.character_id,
             characters: sorted(characters),
             corporations: sorted(corporations),

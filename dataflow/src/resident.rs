@@ -80,7 +80,7 @@ impl Resident {
     }
 
     /// Follows the battles through one step's consolidated changes.
-    pub(crate) fn observe(&mut self, changes: &[(BattleReport, isize)]) {
+    pub(crate) fn observe(&mut self, changes: &[(Arc<BattleReport>, isize)]) {
         for (r, d) in changes {
             if *d < 0 {
                 self.battles.remove(&r.battle_id);

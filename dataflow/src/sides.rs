@@ -8,14 +8,20 @@
 //! signed-graph 2-colouring maximizing satisfied weight: a greedy pass that always places the
 //! entity most strongly tied to those already placed, then local search (flip while it helps).
 //! Everything is ordered by weight then entity id, so the result is deterministic.
+//!
+//! Weights are summed as fixed-point integers ([`WEIGHT_SCALE`] units per killmail's worth of
+//! hostility): integer sums do not depend on the order of addition, so a battle summarized in
+//! pieces (see `summarize.rs`) gets exactly the weights, and the sides, of one pass.
 
 use std::collections::{BTreeMap, BinaryHeap};
+
+use serde::{Deserialize, Serialize};
 
 use crate::killmail::Killmail;
 use crate::link::NPC_CORPORATIONS;
 
 /// The unit sides are solved for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Entity {
     Alliance(i64),
     Corporation(i64),
@@ -54,80 +60,102 @@ const FRIENDSHIP: f64 = 0.5;
 /// its hostility towards the other side.
 const THIRD_PARTY_RATIO: f64 = 0.25;
 
-/// Solves the sides of the entities of a battle's killmails.
-pub fn solve(killmails: &[&Killmail]) -> Sides {
-    // Signed weights: positive = hostile (want different sides), negative = friendly.
-    let mut weight: BTreeMap<(Entity, Entity), f64> = BTreeMap::new();
-    let mut entities: BTreeMap<Entity, f64> = BTreeMap::new();
+/// Fixed-point units of one killmail's worth of hostility.
+pub const WEIGHT_SCALE: f64 = 1_000_000.0;
+
+/// Signed weights between entities: positive = hostile (want different sides), negative =
+/// friendly, by the ordered pair. [`add_killmail`] appends; [`consolidate`] sorts and sums.
+pub type Weights = Vec<((Entity, Entity), i64)>;
+
+/// Appends one killmail's hostility and friendship to `weights` and its entities to `entities`
+/// (unsorted, with repeats: see [`consolidate`]).
+pub fn add_killmail(km: &Killmail, weights: &mut Weights, entities: &mut Vec<Entity>) {
     let mut add = |a: Entity, b: Entity, w: f64| {
         if a == b {
             return;
         }
         let key = if a < b { (a, b) } else { (b, a) };
-        *weight.entry(key).or_insert(0.0) += w;
+        weights.push((key, (w * WEIGHT_SCALE).round() as i64));
     };
-    for km in killmails {
-        let victim = Entity::of(
-            km.victim.character_id,
-            km.victim.corporation_id,
-            km.victim.alliance_id,
-        );
-        if let Some(v) = victim {
-            entities.entry(v).or_insert(0.0);
-        }
-        let players: Vec<(Entity, i64)> = km
-            .player_attackers()
-            .filter_map(|a| {
-                Entity::of(a.character_id, a.corporation_id, a.alliance_id)
-                    .map(|e| (e, a.damage_done.max(0)))
-            })
-            .collect();
-        if players.is_empty() {
-            continue;
-        }
-        let total: i64 = players.iter().map(|p| p.1).sum();
-        let n = players.len() as f64;
-        if let Some(v) = victim {
-            for (e, dmg) in &players {
-                let share = if total > 0 {
-                    *dmg as f64 / total as f64
-                } else {
-                    1.0 / n
-                };
-                add(v, *e, 0.5 / n + 0.5 * share);
-            }
-        }
-        let top = players
-            .iter()
-            .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
-            .map(|p| p.0)
-            .expect("non-empty");
-        let mut others: Vec<Entity> = players.iter().map(|p| p.0).filter(|e| *e != top).collect();
-        others.sort_unstable();
-        others.dedup();
-        let fw = FRIENDSHIP / others.len().max(1) as f64;
-        for e in others {
-            add(top, e, -fw);
-        }
-        for (e, _) in players {
-            entities.entry(e).or_insert(0.0);
+    let victim = Entity::of(
+        km.victim.character_id,
+        km.victim.corporation_id,
+        km.victim.alliance_id,
+    );
+    if let Some(v) = victim {
+        entities.push(v);
+    }
+    let players: Vec<(Entity, i64)> = km
+        .player_attackers()
+        .filter_map(|a| {
+            Entity::of(a.character_id, a.corporation_id, a.alliance_id)
+                .map(|e| (e, a.damage_done.max(0)))
+        })
+        .collect();
+    if players.is_empty() {
+        return;
+    }
+    let total: i64 = players.iter().map(|p| p.1).sum();
+    let n = players.len() as f64;
+    if let Some(v) = victim {
+        for (e, dmg) in &players {
+            let share = if total > 0 {
+                *dmg as f64 / total as f64
+            } else {
+                1.0 / n
+            };
+            add(v, *e, 0.5 / n + 0.5 * share);
         }
     }
+    let top = players
+        .iter()
+        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
+        .map(|p| p.0)
+        .expect("non-empty");
+    let mut others: Vec<Entity> = players.iter().map(|p| p.0).filter(|e| *e != top).collect();
+    others.sort_unstable();
+    others.dedup();
+    let fw = FRIENDSHIP / others.len().max(1) as f64;
+    for e in others {
+        add(top, e, -fw);
+    }
+    for (e, _) in players {
+        entities.push(e);
+    }
+}
 
+/// Sorts weights by pair, summing each pair's, and sorts and deduplicates entities.
+pub fn consolidate(weights: &mut Weights, entities: &mut Vec<Entity>) {
+    weights.sort_unstable_by_key(|(pair, _)| *pair);
+    weights.dedup_by(|later, kept| {
+        if later.0 == kept.0 {
+            kept.1 += later.1;
+            true
+        } else {
+            false
+        }
+    });
+    entities.sort_unstable();
+    entities.dedup();
+}
+
+/// Solves the sides of `entities` (sorted, each once) from the summed weights between them.
+pub fn solve(entities: &[Entity], weights: &[((Entity, Entity), i64)]) -> Sides {
     // Adjacency lists with indices in entity order.
     let index: BTreeMap<Entity, usize> =
-        entities.keys().enumerate().map(|(i, e)| (*e, i)).collect();
-    let names: Vec<Entity> = entities.keys().copied().collect();
+        entities.iter().enumerate().map(|(i, e)| (*e, i)).collect();
+    let names: Vec<Entity> = entities.to_vec();
     let n = names.len();
     let mut adj: Vec<Vec<(usize, f64)>> = vec![Vec::new(); n];
     let mut strength = vec![0.0f64; n];
-    for ((a, b), w) in &weight {
-        if w.abs() < 1e-12 {
+    for ((a, b), w) in weights {
+        if *w == 0 {
             continue;
         }
+        let w = *w as f64 / WEIGHT_SCALE;
         let (i, j) = (index[a], index[b]);
-        adj[i].push((j, *w));
-        adj[j].push((i, *w));
+        adj[i].push((j, w));
+        adj[j].push((i, w));
         strength[i] += w.abs();
         strength[j] += w.abs();
     }

@@ -1,20 +1,30 @@
 //! Building a battle's [`BattleReport`] from its killmails: sides, per-side totals, participants,
 //! top killers and losers, alliances, ship types, timeline, systems and the outcome.
 //!
+//! In two stages, so the dataflow can keep a big battle's report current without re-reading all
+//! of it: a battle's killmails are summarized per [`Piece`] (its killmails in one
+//! [`PIECE_SECS`] slice of time), and the report is finished from the pieces
+//! ([`summarize_pieces`]). A step that adds killmails to a running fight re-reads only the
+//! pieces they fall in. Pieces hold exact sums only (side weights are fixed-point integers) and
+//! are finished in time order, so the report does not depend on how the work was split;
+//! [`summarize`] cuts killmails into the same pieces.
+//!
 //! Outcome rule: a battle is *decisive* when it has at least [`DECISIVE_MIN_KILLMAILS`]
 //! killmails and one side destroyed at least [`DECISIVE_EFFICIENCY`] of all ISK destroyed (of all
 //! ships when no killmail carries a value); that side wins.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
-use crate::killmail::Killmail;
+use crate::killmail::{Killmail, KillmailId};
 use crate::report::{
     battle_id, AllianceStats, BattleKillmail, BattleReport, Participant, Statistics, SystemStats,
     Team, TeamTotals, TimelineEntry, TopKiller, TopLoser,
 };
-use crate::sides::{self, Entity};
+use crate::sides::{self, Entity, Weights};
 
 /// Fewest killmails for a decisive outcome.
 pub const DECISIVE_MIN_KILLMAILS: i32 = 5;
@@ -22,78 +32,192 @@ pub const DECISIVE_MIN_KILLMAILS: i32 = 5;
 pub const DECISIVE_EFFICIENCY: f64 = 0.7;
 /// Entries in the top killers and top losers lists.
 pub const TOP_N: usize = 10;
+/// Length of the slices of time a battle is summarized in.
+pub const PIECE_SECS: i64 = 300;
 
-#[derive(Default)]
-struct Pilot {
-    name: Option<String>,
-    corporation: Option<(i64, Option<String>)>,
-    alliance: Option<(i64, Option<String>)>,
-    entity: Option<Entity>,
-    ships: Vec<i64>,
-    kills: i32,
-    deaths: i32,
-    damage_done: i64,
-    damage_received: i64,
-    isk_destroyed: i64,
-    isk_lost: i64,
-    first: Option<DateTime<Utc>>,
-    last: Option<DateTime<Utc>>,
+/// The piece (slice of time) a killmail is summarized in.
+pub fn piece_of(km: &Killmail) -> i64 {
+    km.timestamp().div_euclid(PIECE_SECS)
+}
+
+/// What a battle's report needs of one killmail.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct KillmailFacts {
+    pub time: DateTime<Utc>,
+    pub killmail_id: KillmailId,
+    pub system_id: i64,
+    pub victim_character_id: Option<i64>,
+    pub victim_alliance_id: Option<i64>,
+    pub victim_ship_type_id: i64,
+    pub victim_entity: Option<Entity>,
+    pub isk: i64,
+}
+
+/// One pilot's part in a piece.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Pilot {
+    pub name: Option<String>,
+    /// Affiliation at the pilot's first appearance.
+    pub corporation: Option<i64>,
+    pub alliance: Option<i64>,
+    pub entity: Option<Entity>,
+    /// Sorted, each once.
+    pub ships: Vec<i64>,
+    pub kills: i32,
+    pub deaths: i32,
+    pub damage_done: i64,
+    pub damage_received: i64,
+    pub isk_destroyed: i64,
+    pub isk_lost: i64,
+    pub first: DateTime<Utc>,
+    pub last: DateTime<Utc>,
 }
 
 impl Pilot {
-    fn seen(
-        &mut self,
+    /// A pilot first seen at `at` with this affiliation.
+    fn new(
         at: DateTime<Utc>,
-        name: &Option<String>,
-        corp: (Option<i64>, &Option<String>),
-        alliance: (Option<i64>, &Option<String>),
+        corporation: Option<i64>,
+        alliance: Option<i64>,
         entity: Option<Entity>,
-    ) {
-        // Killmails arrive in (time, id) order: the first appearance fixes the affiliation.
-        if self.first.is_none() {
-            self.corporation = corp.0.map(|c| (c, corp.1.clone()));
-            self.alliance = alliance.0.map(|a| (a, alliance.1.clone()));
-            self.entity = entity;
+    ) -> Pilot {
+        Pilot {
+            name: None,
+            corporation,
+            alliance,
+            entity,
+            ships: Vec::new(),
+            kills: 0,
+            deaths: 0,
+            damage_done: 0,
+            damage_received: 0,
+            isk_destroyed: 0,
+            isk_lost: 0,
+            first: at,
+            last: at,
         }
+    }
+
+    /// A later appearance (appearances come in (time, id) order: the first fixed the
+    /// affiliation).
+    fn seen(&mut self, at: DateTime<Utc>, name: &Option<String>) {
         if self.name.is_none() {
             self.name = name.clone().filter(|n| !n.is_empty());
         }
-        if let (Some((c, n @ None)), Some(name)) = (self.corporation.as_mut(), corp.1) {
-            if Some(*c) == corp.0 {
-                *n = Some(name.clone());
+        self.last = self.last.max(at);
+    }
+
+    /// Adds a later part of the same pilot (both with sorted, deduplicated ships).
+    fn absorb(&mut self, later: &Pilot) {
+        if self.name.is_none() {
+            self.name = later.name.clone();
+        }
+        for s in &later.ships {
+            if let Err(at) = self.ships.binary_search(s) {
+                self.ships.insert(at, *s);
             }
         }
-        if let (Some((a, n @ None)), Some(name)) = (self.alliance.as_mut(), alliance.1) {
-            if Some(*a) == alliance.0 {
-                *n = Some(name.clone());
-            }
-        }
-        self.first = Some(self.first.map_or(at, |f| f.min(at)));
-        self.last = Some(self.last.map_or(at, |l| l.max(at)));
+        self.kills += later.kills;
+        self.deaths += later.deaths;
+        self.damage_done += later.damage_done;
+        self.damage_received += later.damage_received;
+        self.isk_destroyed += later.isk_destroyed;
+        self.isk_lost += later.isk_lost;
+        self.first = self.first.min(later.first);
+        self.last = self.last.max(later.last);
     }
 }
 
-/// Summarizes a battle. `killmails` must be non-empty; any order.
-pub fn summarize(killmails: &[&Killmail]) -> BattleReport {
-    let mut kms: Vec<&Killmail> = killmails.to_vec();
-    kms.sort_by_key(|k| (k.killmail_time, k.killmail_id));
-    let sides = sides::solve(&kms);
-    let side_of = |e: Option<Entity>| e.and_then(|e| sides.side.get(&e).copied());
+/// A system's count and names in a piece.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct SystemPart {
+    pub killmails: i32,
+    pub name: String,
+    pub region_id: i64,
+    pub region_name: String,
+}
 
-    // Per pilot.
-    let mut pilots: BTreeMap<i64, Pilot> = BTreeMap::new();
-    for km in &kms {
+/// The summary of a battle's killmails in one slice of time: everything the report needs, as
+/// sums and first-seen values that combine across pieces in time order. Maps are sorted vectors:
+/// most pieces are small, and the graph keeps every piece.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Piece {
+    /// (time, id) of its first killmail: pieces are finished in this order.
+    pub first: (i64, KillmailId),
+    /// In (time, id) order.
+    pub killmails: Vec<KillmailFacts>,
+    /// Killmails that are not satellites (see `link.rs`).
+    pub linkers: usize,
+    /// By character id.
+    pub pilots: Vec<(i64, Pilot)>,
+    /// First non-empty name of each corporation and alliance, by id.
+    pub corporation_names: Vec<(i64, String)>,
+    pub alliance_names: Vec<(i64, String)>,
+    /// By system id.
+    pub systems: Vec<(i64, SystemPart)>,
+    /// By entity pair.
+    pub weights: Vec<((Entity, Entity), i64)>,
+    /// Sorted, each once.
+    pub entities: Vec<Entity>,
+    pub isk_estimated: bool,
+}
+
+fn remember_name(names: &mut BTreeMap<i64, String>, id: Option<i64>, name: &Option<String>) {
+    if let (Some(id), Some(name)) = (id, name) {
+        if !name.is_empty() {
+            names.entry(id).or_insert_with(|| name.clone());
+        }
+    }
+}
+
+/// A piece while it is being built.
+#[derive(Default)]
+struct PieceBuilder {
+    killmails: Vec<KillmailFacts>,
+    linkers: usize,
+    /// Pilots in order of appearance, and where each character is in it.
+    pilots: Vec<(i64, Pilot)>,
+    pilot_index: HashMap<i64, usize>,
+    corporation_names: BTreeMap<i64, String>,
+    alliance_names: BTreeMap<i64, String>,
+    systems: BTreeMap<i64, SystemPart>,
+    weights: Weights,
+    entities: Vec<Entity>,
+    isk_estimated: bool,
+}
+
+impl PieceBuilder {
+    fn pilot(
+        &mut self,
+        character: i64,
+        at: DateTime<Utc>,
+        name: &Option<String>,
+        corporation: Option<i64>,
+        alliance: Option<i64>,
+    ) -> &mut Pilot {
+        let next = self.pilots.len();
+        let i = *self.pilot_index.entry(character).or_insert(next);
+        if i == next {
+            let entity = Entity::of(Some(character), corporation, alliance);
+            let pilot = Pilot::new(at, corporation, alliance, entity);
+            self.pilots.push((character, pilot));
+        }
+        let p = &mut self.pilots[i].1;
+        p.seen(at, name);
+        p
+    }
+
+    fn add(&mut self, km: &Killmail) {
         let at = km.killmail_time;
         let v = &km.victim;
+        remember_name(
+            &mut self.corporation_names,
+            v.corporation_id,
+            &v.corporation_name,
+        );
+        remember_name(&mut self.alliance_names, v.alliance_id, &v.alliance_name);
         if let Some(ch) = v.character_id {
-            let p = pilots.entry(ch).or_default();
-            p.seen(
-                at,
-                &v.character_name,
-                (v.corporation_id, &v.corporation_name),
-                (v.alliance_id, &v.alliance_name),
-                Entity::of(v.character_id, v.corporation_id, v.alliance_id),
-            );
+            let p = self.pilot(ch, at, &v.character_name, v.corporation_id, v.alliance_id);
             p.deaths += 1;
             p.damage_received += v.damage_taken;
             p.isk_lost += km.isk_value;
@@ -101,14 +225,13 @@ pub fn summarize(killmails: &[&Killmail]) -> BattleReport {
         }
         for a in km.player_attackers() {
             let ch = a.character_id.expect("player attacker");
-            let p = pilots.entry(ch).or_default();
-            p.seen(
-                at,
-                &a.character_name,
-                (a.corporation_id, &a.corporation_name),
-                (a.alliance_id, &a.alliance_name),
-                Entity::of(a.character_id, a.corporation_id, a.alliance_id),
+            remember_name(
+                &mut self.corporation_names,
+                a.corporation_id,
+                &a.corporation_name,
             );
+            remember_name(&mut self.alliance_names, a.alliance_id, &a.alliance_name);
+            let p = self.pilot(ch, at, &a.character_name, a.corporation_id, a.alliance_id);
             p.damage_done += a.damage_done;
             if a.final_blow {
                 p.kills += 1;
@@ -118,19 +241,154 @@ pub fn summarize(killmails: &[&Killmail]) -> BattleReport {
                 p.ships.push(s);
             }
         }
+        sides::add_killmail(km, &mut self.weights, &mut self.entities);
+        let sys = self
+            .systems
+            .entry(km.solar_system_id)
+            .or_insert_with(|| SystemPart {
+                killmails: 0,
+                name: km.solar_system_name.clone(),
+                region_id: km.region_id,
+                region_name: km.region_name.clone(),
+            });
+        sys.killmails += 1;
+        self.isk_estimated |= km.isk_estimated;
+        self.linkers += usize::from(!km.is_satellite());
+        self.killmails.push(KillmailFacts {
+            time: at,
+            killmail_id: km.killmail_id,
+            system_id: km.solar_system_id,
+            victim_character_id: v.character_id,
+            victim_alliance_id: v.alliance_id,
+            victim_ship_type_id: v.ship_type_id,
+            victim_entity: Entity::of(v.character_id, v.corporation_id, v.alliance_id),
+            isk: km.isk_value,
+        });
     }
+}
+
+impl Piece {
+    /// Summarizes killmails (non-empty, any order) as one piece.
+    pub fn of(killmails: &[&Killmail]) -> Piece {
+        let mut kms: Vec<&Killmail> = killmails.to_vec();
+        kms.sort_by_key(|k| (k.killmail_time, k.killmail_id));
+        let first = kms.first().expect("a piece has killmails");
+        let first = (first.timestamp(), first.killmail_id);
+        let mut b = PieceBuilder {
+            killmails: Vec::with_capacity(kms.len()),
+            ..PieceBuilder::default()
+        };
+        for km in kms {
+            b.add(km);
+        }
+        b.pilots.sort_unstable_by_key(|(ch, _)| *ch);
+        sides::consolidate(&mut b.weights, &mut b.entities);
+        Piece {
+            first,
+            killmails: b.killmails,
+            linkers: b.linkers,
+            pilots: b
+                .pilots
+                .into_iter()
+                .map(|(ch, mut p)| {
+                    p.ships.sort_unstable();
+                    p.ships.dedup();
+                    (ch, p)
+                })
+                .collect(),
+            corporation_names: b.corporation_names.into_iter().collect(),
+            alliance_names: b.alliance_names.into_iter().collect(),
+            systems: b.systems.into_iter().collect(),
+            weights: b.weights,
+            entities: b.entities,
+            isk_estimated: b.isk_estimated,
+        }
+    }
+}
+
+/// Summarizes a battle. `killmails` must be non-empty; any order.
+pub fn summarize(killmails: &[&Killmail]) -> BattleReport {
+    let mut by_piece: BTreeMap<i64, Vec<&Killmail>> = BTreeMap::new();
+    for km in killmails {
+        by_piece.entry(piece_of(km)).or_default().push(km);
+    }
+    let pieces: Vec<Piece> = by_piece.values().map(|kms| Piece::of(kms)).collect();
+    summarize_pieces(&pieces.iter().collect::<Vec<_>>())
+}
+
+/// The entries of sorted maps (one per piece, pieces in time order) combined by key: `combine`
+/// folds a later entry into the earlier. One piece's map is borrowed as it is.
+fn combine<'a, K: Ord + Copy + 'a, V: Clone + 'a>(
+    maps: impl Iterator<Item = &'a [(K, V)]>,
+    combine: impl Fn(&mut V, &V),
+) -> Cow<'a, [(K, V)]> {
+    let maps: Vec<&[(K, V)]> = maps.collect();
+    if maps.len() == 1 {
+        return Cow::Borrowed(maps[0]);
+    }
+    let mut all: Vec<(K, usize, &V)> = maps
+        .iter()
+        .enumerate()
+        .flat_map(|(i, m)| m.iter().map(move |(k, v)| (*k, i, v)))
+        .collect();
+    all.sort_unstable_by_key(|(k, i, _)| (*k, *i));
+    let mut out: Vec<(K, V)> = Vec::with_capacity(all.len());
+    for (k, _, v) in all {
+        match out.last_mut() {
+            Some((last, acc)) if *last == k => combine(acc, v),
+            _ => out.push((k, v.clone())),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// The value of `key` in a sorted map.
+fn lookup<'a, K: Ord, V>(map: &'a [(K, V)], key: &K) -> Option<&'a V> {
+    map.binary_search_by(|(k, _)| k.cmp(key))
+        .ok()
+        .map(|i| &map[i].1)
+}
+
+/// Finishes a battle's report from its pieces (non-empty, any order).
+pub fn summarize_pieces(pieces: &[&Piece]) -> BattleReport {
+    let mut pieces: Vec<&Piece> = pieces.to_vec();
+    pieces.sort_by_key(|p| p.first);
+
+    // Combine the pieces in time order.
+    let kms: Vec<&KillmailFacts> = pieces.iter().flat_map(|p| &p.killmails).collect();
+    let pilots = combine(pieces.iter().map(|p| &p.pilots[..]), Pilot::absorb);
+    let keep_first = |_: &mut String, _: &String| {};
+    let corporation_names = combine(pieces.iter().map(|p| &p.corporation_names[..]), keep_first);
+    let alliance_names = combine(pieces.iter().map(|p| &p.alliance_names[..]), keep_first);
+    let systems = combine(pieces.iter().map(|p| &p.systems[..]), |a, b| {
+        a.killmails += b.killmails
+    });
+    let weights = combine(pieces.iter().map(|p| &p.weights[..]), |a, b| *a += b);
+    let entities: Vec<Entity> = if pieces.len() == 1 {
+        pieces[0].entities.clone()
+    } else {
+        let set: BTreeSet<Entity> = pieces
+            .iter()
+            .flat_map(|p| p.entities.iter().copied())
+            .collect();
+        set.into_iter().collect()
+    };
+    let isk_estimated = pieces.iter().any(|p| p.isk_estimated);
+    let sides = sides::solve(&entities, &weights);
+    let side_of = |e: Option<Entity>| e.and_then(|e| sides.side.get(&e).copied());
+    let alliance_name = |id: i64| lookup(&alliance_names, &id).cloned();
 
     // Name the sides: team A is the side with more pilots (ties: the side of the smallest
     // character id, then of the smallest entity).
     let mut count = [0i32; 2];
-    for p in pilots.values() {
+    for (_, p) in pilots.iter() {
         if let Some(s) = side_of(p.entity) {
             count[s as usize] += 1;
         }
     }
     let first_side = pilots
-        .values()
-        .find_map(|p| side_of(p.entity))
+        .iter()
+        .find_map(|(_, p)| side_of(p.entity))
         .or_else(|| sides.side.values().next().copied())
         .unwrap_or(false);
     let a_side = if count[0] != count[1] {
@@ -149,67 +407,48 @@ pub fn summarize(killmails: &[&Killmail]) -> BattleReport {
     let idx = |t: Team| (t == Team::B) as usize;
     let mut battle_kms = Vec::with_capacity(kms.len());
     let mut timeline = Vec::with_capacity(kms.len());
-    let mut systems: BTreeMap<i64, (i32, String, i64, String)> = BTreeMap::new();
     let mut alliances: [BTreeMap<i64, AllianceStats>; 2] = [BTreeMap::new(), BTreeMap::new()];
-    let mut isk_estimated = false;
     let mut total_isk = 0i64;
     for km in &kms {
-        let v = &km.victim;
-        let victim_team = team(side_of(Entity::of(
-            v.character_id,
-            v.corporation_id,
-            v.alliance_id,
-        )));
+        let victim_team = team(side_of(km.victim_entity));
         let lost = &mut totals[idx(victim_team)];
-        lost.isk_lost += km.isk_value;
+        lost.isk_lost += km.isk;
         lost.ships_lost += 1;
         let won = &mut totals[idx(victim_team.other())];
-        won.isk_destroyed += km.isk_value;
+        won.isk_destroyed += km.isk;
         won.ships_destroyed += 1;
-        total_isk += km.isk_value;
-        isk_estimated |= km.isk_estimated;
+        total_isk += km.isk;
         battle_kms.push(BattleKillmail {
             killmail_id: km.killmail_id,
-            killmail_time: km.killmail_time,
-            system_id: km.solar_system_id,
-            victim_character_id: v.character_id,
-            victim_alliance_id: v.alliance_id,
-            victim_ship_type_id: Some(v.ship_type_id),
+            killmail_time: km.time,
+            system_id: km.system_id,
+            victim_character_id: km.victim_character_id,
+            victim_alliance_id: km.victim_alliance_id,
+            victim_ship_type_id: Some(km.victim_ship_type_id),
             victim_team,
-            isk_destroyed: km.isk_value,
+            isk_destroyed: km.isk,
         });
         timeline.push(TimelineEntry {
-            timestamp: km.killmail_time,
+            timestamp: km.time,
             killmail_id: km.killmail_id,
             victim_team,
-            isk_destroyed: km.isk_value,
+            isk_destroyed: km.isk,
         });
-        let sys = systems.entry(km.solar_system_id).or_insert_with(|| {
-            (
-                0,
-                km.solar_system_name.clone(),
-                km.region_id,
-                km.region_name.clone(),
-            )
-        });
-        sys.0 += 1;
-        if let Some(a) = v.alliance_id {
-            let entry = alliance_entry(&mut alliances[idx(victim_team)], a, &v.alliance_name);
-            entry.isk_lost += km.isk_value;
+        if let Some(a) = km.victim_alliance_id {
+            let entry = alliance_entry(&mut alliances[idx(victim_team)], a, alliance_name(a));
+            entry.isk_lost += km.isk;
         }
     }
 
     let mut participants = Vec::with_capacity(pilots.len());
     let mut ship_types: [BTreeMap<i64, i32>; 2] = [BTreeMap::new(), BTreeMap::new()];
-    for (&character_id, p) in &mut pilots {
+    for &(character_id, ref p) in pilots.iter() {
         let t = team(side_of(p.entity));
-        p.ships.sort_unstable();
-        p.ships.dedup();
         for s in &p.ships {
             *ship_types[idx(t)].entry(*s).or_insert(0) += 1;
         }
-        if let Some((a, name)) = &p.alliance {
-            let entry = alliance_entry(&mut alliances[idx(t)], *a, name);
+        if let Some(a) = p.alliance {
+            let entry = alliance_entry(&mut alliances[idx(t)], a, alliance_name(a));
             entry.pilots += 1;
             entry.isk_destroyed += p.isk_destroyed;
         }
@@ -217,10 +456,12 @@ pub fn summarize(killmails: &[&Killmail]) -> BattleReport {
         participants.push(Participant {
             character_id,
             character_name: p.name.clone().unwrap_or_default(),
-            corporation_id: p.corporation.as_ref().map(|c| c.0),
-            corporation_name: p.corporation.as_ref().and_then(|c| c.1.clone()),
-            alliance_id: p.alliance.as_ref().map(|a| a.0),
-            alliance_name: p.alliance.as_ref().and_then(|a| a.1.clone()),
+            corporation_id: p.corporation,
+            corporation_name: p
+                .corporation
+                .and_then(|c| lookup(&corporation_names, &c).cloned()),
+            alliance_id: p.alliance,
+            alliance_name: p.alliance.and_then(alliance_name),
             team: t,
             third_party: p
                 .entity
@@ -233,8 +474,8 @@ pub fn summarize(killmails: &[&Killmail]) -> BattleReport {
             damage_received: p.damage_received,
             isk_destroyed: p.isk_destroyed,
             isk_lost: p.isk_lost,
-            first_seen_at: p.first.expect("seen"),
-            last_seen_at: p.last.expect("seen"),
+            first_seen_at: p.first,
+            last_seen_at: p.last,
         });
     }
 
@@ -282,15 +523,15 @@ pub fn summarize(killmails: &[&Killmail]) -> BattleReport {
     };
     let mut systems_involved: Vec<SystemStats> = systems
         .iter()
-        .map(|(&id, (n, name, _, _))| SystemStats {
-            system_id: id,
-            name: name.clone(),
-            killmails: *n,
+        .map(|(id, sys)| SystemStats {
+            system_id: *id,
+            name: sys.name.clone(),
+            killmails: sys.killmails,
         })
         .collect();
     systems_involved.sort_by(|a, b| (b.killmails, a.system_id).cmp(&(a.killmails, b.system_id)));
     let primary = &systems_involved[0];
-    let (_, _, region_id, region_name) = systems[&primary.system_id].clone();
+    let primary_region = lookup(&systems, &primary.system_id).expect("primary system");
 
     let total_killmails = kms.len() as i32;
     let share = |t: &TeamTotals| {
@@ -317,12 +558,12 @@ pub fn summarize(killmails: &[&Killmail]) -> BattleReport {
     BattleReport {
         battle_id: battle_id(first.killmail_id),
         first_killmail_id: first.killmail_id,
-        started_at: first.killmail_time,
-        ended_at: last.killmail_time,
+        started_at: first.time,
+        ended_at: last.time,
         primary_system_id: primary.system_id,
         primary_system_name: primary.name.clone(),
-        primary_region_id: region_id,
-        primary_region_name: region_name,
+        primary_region_id: primary_region.region_id,
+        primary_region_name: primary_region.region_name.clone(),
         total_killmails,
         total_pilots: participants.len() as i32,
         total_isk_destroyed: total_isk,
@@ -330,7 +571,7 @@ pub fn summarize(killmails: &[&Killmail]) -> BattleReport {
         team_b,
         is_decisive: winning_team.is_some(),
         winning_team,
-        last_killmail_at: last.killmail_time,
+        last_killmail_at: last.time,
         isk_estimated,
         participants,
         killmails: battle_kms,
@@ -347,22 +588,16 @@ pub fn summarize(killmails: &[&Killmail]) -> BattleReport {
     }
 }
 
-fn alliance_entry<'a>(
-    map: &'a mut BTreeMap<i64, AllianceStats>,
+fn alliance_entry(
+    map: &mut BTreeMap<i64, AllianceStats>,
     id: i64,
-    name: &Option<String>,
-) -> &'a mut AllianceStats {
-    let e = map.entry(id).or_insert_with(|| AllianceStats {
+    name: Option<String>,
+) -> &mut AllianceStats {
+    map.entry(id).or_insert_with(|| AllianceStats {
         alliance_id: id,
-        name: String::new(),
+        name: name.unwrap_or_default(),
         pilots: 0,
         isk_destroyed: 0,
         isk_lost: 0,
-    });
-    if e.name.is_empty() {
-        if let Some(n) = name {
-            e.name = n.clone();
-        }
-    }
-    e
+    })
 }

@@ -108,7 +108,7 @@ fn late_killmails_take_their_stored_neighbourhood_back() {
                     assert_eq!(*diff, 1, "rehydration retracted a battle");
                     assert_eq!(
                         store.battles.get(&report.battle_id),
-                        Some(report),
+                        Some(&**report),
                         "a rehydrated battle differs from the stored one"
                     );
                 }

@@ -207,3 +207,52 @@ fn a_spam_run_is_one_battle_and_glues_no_fights() {
     };
     assert_eq!(sizes, vec![4, 4, 25], "the run, fight A and fight B");
 }
+
+/// A battle summarized in slices of time (as the graph does) gives exactly the report of one
+/// pass over all its killmails: names, affiliations, sums and sides.
+#[test]
+fn pieces_give_the_report_of_one_pass() {
+    use battles_dataflow::summarize::{summarize, summarize_pieces, Piece};
+    for seed in 0..6u64 {
+        let mut kms = random_history(500 + seed, 400);
+        // Names on some appearances only, some empty, so first-seen names matter.
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        for km in &mut kms {
+            let mut name = |id: Option<i64>, prefix: &str| match rng.random_range(0..3) {
+                0 => None,
+                1 => Some(String::new()),
+                _ => id.map(|i| format!("{prefix} {i} {}", rng.random_range(0..2))),
+            };
+            km.victim.character_name = name(km.victim.character_id, "pilot");
+            km.victim.corporation_name = name(km.victim.corporation_id, "corp");
+            km.victim.alliance_name = name(km.victim.alliance_id, "alliance");
+            for a in &mut km.attackers {
+                a.character_name = name(a.character_id, "pilot");
+                a.corporation_name = name(a.corporation_id, "corp");
+                a.alliance_name = name(a.alliance_id, "alliance");
+            }
+        }
+        let battles = reference::battles(&kms, &EngineConfig::default());
+        let mut multi_piece = 0;
+        for battle in battles {
+            let ids: std::collections::BTreeSet<i64> =
+                battle.killmails.iter().map(|k| k.killmail_id).collect();
+            let members: Vec<&battles_dataflow::Killmail> = kms
+                .iter()
+                .filter(|k| ids.contains(&k.killmail_id))
+                .collect();
+            let one_pass = summarize_pieces(&[&Piece::of(&members)]);
+            assert_eq!(summarize(&members), one_pass, "seed {seed}");
+            assert_eq!(battle, one_pass, "seed {seed}");
+            let slices: std::collections::BTreeSet<i64> = members
+                .iter()
+                .map(|k| battles_dataflow::summarize::piece_of(k))
+                .collect();
+            multi_piece += usize::from(slices.len() > 2);
+        }
+        assert!(
+            multi_piece > 0,
+            "seed {seed}: some battles span several pieces"
+        );
+    }
+}

@@ -3,6 +3,8 @@
 //! reached and how to set each battle's status. One `StepChanges` is one transaction.
 
 use battles_dataflow::killmail::{Killmail, KillmailId};
+use std::sync::Arc;
+
 use battles_dataflow::report::BattleReport;
 use chrono::{DateTime, Duration, Utc};
 
@@ -11,7 +13,7 @@ use chrono::{DateTime, Duration, Utc};
 pub struct StepChanges {
     /// Consolidated report changes: `+1` a report now true, `-1` a report no longer true. A battle
     /// id with both is an update, with only `+1` it was created, with only `-1` it ended.
-    pub battles: Vec<(BattleReport, isize)>,
+    pub battles: Vec<(Arc<BattleReport>, isize)>,
     /// Killmails consumed in this step (stored for restarts; duplicates are ignored).
     pub killmails_inserted: Vec<Killmail>,
     /// Killmails withdrawn upstream in this step (removed from the store before inserts, so a

@@ -5,6 +5,7 @@
 //! each column as one array parameter and `UNNEST`s them).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use battles_dataflow::killmail::KillmailId;
 use battles_dataflow::report::{BattleKillmail, BattleReport, Participant};
@@ -210,7 +211,7 @@ pub(crate) struct RejectionColumns {
 /// report and at most one `+1` report: anything else means the engine emitted something that
 /// is not a consolidated set of whole-report changes.
 pub(crate) fn classify(
-    battles: &[(BattleReport, isize)],
+    battles: &[(Arc<BattleReport>, isize)],
 ) -> Result<Vec<(Uuid, Change<'_>)>, SinkError> {
     let mut by_id: BTreeMap<Uuid, (Option<&BattleReport>, Option<&BattleReport>)> = BTreeMap::new();
     // Keep the first-seen order of ids for deterministic event order.

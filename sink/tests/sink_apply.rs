@@ -81,8 +81,14 @@ async fn created_updated_merged_retracted() {
     let b = report(&battle_b());
     let stored = sink.load_reports().await.unwrap();
     assert_eq!(stored.len(), 2);
-    assert_eq!(stored[&a.battle_id], (a.clone(), BattleStatus::Historical));
-    assert_eq!(stored[&b.battle_id], (b.clone(), BattleStatus::Historical));
+    assert_eq!(
+        stored[&a.battle_id],
+        ((*a).clone(), BattleStatus::Historical)
+    );
+    assert_eq!(
+        stored[&b.battle_id],
+        ((*b).clone(), BattleStatus::Historical)
+    );
     assert_eq!(
         sink.load_offsets().await.unwrap(),
         BTreeMap::from([("file:/data/day.jsonl.gz".to_string(), 4)])
@@ -155,7 +161,7 @@ async fn created_updated_merged_retracted() {
         (r.get(0), r.get(1))
     };
     let mut a2 = a.clone();
-    let renamed = a2
+    let renamed = std::sync::Arc::make_mut(&mut a2)
         .participants
         .iter_mut()
         .find(|p| p.character_id == 1002)
@@ -197,12 +203,12 @@ async fn created_updated_merged_retracted() {
         battle_before,
         "the unchanged battle row moved"
     );
-    assert_eq!(sink.load_reports().await.unwrap()[&a.battle_id].0, a2);
+    assert_eq!(sink.load_reports().await.unwrap()[&a.battle_id].0, *a2);
 
     // Merged: B's killmails join A; B ends and points at A.
     let merged_kms = [battle_a(), battle_b()].concat();
     let mut merged = report(&merged_kms);
-    merged
+    std::sync::Arc::make_mut(&mut merged)
         .participants
         .iter_mut()
         .find(|p| p.character_id == 1002)
@@ -221,7 +227,7 @@ async fn created_updated_merged_retracted() {
     assert_eq!(stats.aliases_written, 1);
     let stored = sink.load_reports().await.unwrap();
     assert_eq!(stored.len(), 1);
-    assert_eq!(stored[&a.battle_id].0, merged);
+    assert_eq!(stored[&a.battle_id].0, *merged);
     assert_eq!(
         sink.load_aliases().await.unwrap(),
         BTreeMap::from([(b.battle_id, a.battle_id)])
@@ -389,7 +395,7 @@ async fn replaying_a_step_changes_nothing() {
         .unwrap();
     assert_eq!(stats.battles_updated, 1);
     let id = battle_id(1);
-    assert_eq!(sink.load_reports().await.unwrap()[&id].0, report(&shrunk));
+    assert_eq!(sink.load_reports().await.unwrap()[&id].0, *report(&shrunk));
     drop(client);
     drop(sink);
     db.drop_database().await.unwrap();
@@ -475,7 +481,8 @@ async fn inconsistent_changes_are_refused_and_nul_is_stored() {
     let mut kms = battle_a();
     kms[0].victim = 2001;
     let mut step = create_step(&[kms]);
-    step.battles[0].0.participants[0].character_name = "bad\0name".into();
+    std::sync::Arc::make_mut(&mut step.battles[0].0).participants[0].character_name =
+        "bad\0name".into();
     step.killmails_inserted[0].solar_system_name = "J\0ita".into();
     step.rejections = vec![RejectionRow {
         raw_payload: "\0\0".into(),

@@ -54,10 +54,10 @@ async fn bulk_apply_throughput() {
     // The next step changes one participant of every battle.
     let mut battles_changed = Vec::new();
     for (old, _) in &step.battles {
-        let mut new = old.clone();
+        let mut new = (**old).clone();
         new.participants[0].damage_done += 1;
         battles_changed.push((old.clone(), -1));
-        battles_changed.push((new, 1));
+        battles_changed.push((std::sync::Arc::new(new), 1));
     }
     let started = Instant::now();
     let stats = sink

@@ -350,14 +350,14 @@ fn has_unloaded(
 /// The largest battles seen in the output, kept up to date through merges.
 #[derive(Default)]
 struct Largest {
-    battles: BTreeMap<Uuid, BattleReport>,
+    battles: BTreeMap<Uuid, Arc<BattleReport>>,
 }
 
 impl Largest {
     /// Battles this small are not kept.
     const MIN_KILLMAILS: i32 = 5;
 
-    fn observe(&mut self, changes: &[(BattleReport, isize)]) {
+    fn observe(&mut self, changes: &[(Arc<BattleReport>, isize)]) {
         for (r, d) in changes {
             if *d < 0 {
                 self.battles.remove(&r.battle_id);
@@ -375,7 +375,7 @@ impl Largest {
     }
 
     fn top(&self, n: usize) -> Vec<BattleReport> {
-        let mut all: Vec<&BattleReport> = self.battles.values().collect();
+        let mut all: Vec<&BattleReport> = self.battles.values().map(|r| &**r).collect();
         all.sort_by(|a, b| {
             b.total_killmails
                 .cmp(&a.total_killmails)

@@ -62,7 +62,7 @@ pub fn run(args: AccuracyArgs) -> anyhow::Result<ExitCode> {
     let elapsed = started.elapsed();
     let accuracy = evaluate(
         &generated.truth,
-        &Prediction::from_reports(battles.values()),
+        &Prediction::from_reports(battles.values().map(|r| &**r)),
     );
     println!(
         "generated {n} killmails (seed {}, {} days, scale {}); engine: {} battles in {:.2}s \

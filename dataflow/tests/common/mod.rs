@@ -141,7 +141,7 @@ impl Replica {
                 let old = self.battles.remove(&r.battle_id);
                 assert_eq!(
                     old.as_ref(),
-                    Some(r),
+                    Some(&**r),
                     "retraction of a report that was not current"
                 );
             }
@@ -150,7 +150,7 @@ impl Replica {
             if *d > 0 {
                 assert_eq!(*d, 1);
                 assert!(
-                    self.battles.insert(r.battle_id, r.clone()).is_none(),
+                    self.battles.insert(r.battle_id, (**r).clone()).is_none(),
                     "two reports for one id"
                 );
             }

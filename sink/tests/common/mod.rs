@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use battles_dataflow::killmail::{Attacker, Killmail, Victim};
 use battles_dataflow::report::{
@@ -109,7 +110,7 @@ pub fn killmail(k: &Km) -> Killmail {
 }
 
 /// A consistent report of the battle made of `kms`.
-pub fn report(kms: &[Km]) -> BattleReport {
+pub fn report(kms: &[Km]) -> Arc<BattleReport> {
     let mut kms = kms.to_vec();
     kms.sort_by_key(|k| (k.minute, k.id));
     let time = |k: &Km| t0() + Duration::minutes(k.minute);
@@ -240,7 +241,7 @@ pub fn report(kms: &[Km]) -> BattleReport {
         None
     };
     let first = &kms[0];
-    BattleReport {
+    Arc::new(BattleReport {
         battle_id: battle_id(first.id),
         first_killmail_id: first.id,
         started_at: time(first),
@@ -261,7 +262,7 @@ pub fn report(kms: &[Km]) -> BattleReport {
         participants,
         killmails,
         statistics,
-    }
+    })
 }
 
 /// A step that creates the battles of `battles` and stores their killmails.
