@@ -328,9 +328,9 @@ fn execute(
 
 /// Sums the diffs of equal reports, drops zeros, and works out which battles ended.
 ///
-/// Reports are compared in full only when one battle id has changes with opposite signs (a
-/// report retracted and inserted again unchanged), which is rare: a report of a big battle is
-/// expensive to compare.
+/// Reports are compared only with other changes of the same battle id in the step (usually
+/// one retraction and one insertion), pointer first: a report of a big battle is expensive to
+/// compare.
 fn consolidate(mut changes: Vec<(Arc<BattleReport>, isize)>) -> StepOutput {
     changes.sort_by_key(|(r, d)| (r.battle_id, *d));
     let mut merged: Vec<(Arc<BattleReport>, isize)> = Vec::with_capacity(changes.len());
