@@ -316,11 +316,11 @@ pub fn summarize(killmails: &[&Killmail]) -> BattleReport {
     summarize_pieces(&pieces.iter().collect::<Vec<_>>())
 }
 
-/// The entries of sorted maps (one per piece, pieces in time order) combined by key: `combine`
-/// folds a later entry into the earlier. One piece's map is borrowed as it is.
+/// The entries of sorted maps (one per piece, pieces in time order) combined by key:
+/// `fold` folds a later entry into the earlier. One piece's map is borrowed as it is.
 fn combine<'a, K: Ord + Copy + 'a, V: Clone + 'a>(
     maps: impl Iterator<Item = &'a [(K, V)]>,
-    combine: impl Fn(&mut V, &V),
+    fold: impl Fn(&mut V, &V),
 ) -> Cow<'a, [(K, V)]> {
     let maps: Vec<&[(K, V)]> = maps.collect();
     if maps.len() == 1 {
@@ -335,7 +335,7 @@ fn combine<'a, K: Ord + Copy + 'a, V: Clone + 'a>(
     let mut out: Vec<(K, V)> = Vec::with_capacity(all.len());
     for (k, _, v) in all {
         match out.last_mut() {
-            Some((last, acc)) if *last == k => combine(acc, v),
+            Some((last, acc)) if *last == k => fold(acc, v),
             _ => out.push((k, v.clone())),
         }
     }
