@@ -7,11 +7,57 @@ use std::collections::BTreeMap;
 
 use crate::cell::{satellite_bucket, shares_character};
 use crate::killmail::{Killmail, KillmailId};
-use crate::link::LinkRecord;
+use crate::link::{LinkRecord, LinkRule};
 use crate::report::BattleReport;
 use crate::summarize::summarize;
 use crate::universe::Universe;
 use crate::EngineConfig;
+
+/// True when two sorted id lists have at least `n` ids in common.
+fn have_in_common(a: &[i64], b: &[i64], n: usize) -> bool {
+    let b: std::collections::BTreeSet<i64> = b.iter().copied().collect();
+    a.iter().filter(|x| b.contains(x)).count() >= n
+}
+
+/// Someone (character, player corporation or alliance) is on both killmails.
+fn share_anyone(a: &LinkRecord, b: &LinkRecord) -> bool {
+    have_in_common(&a.characters, &b.characters, 1)
+        || have_in_common(&a.corporations, &b.corporations, 1)
+        || have_in_common(&a.alliances, &b.alliances, 1)
+}
+
+/// Stargate jumps from `a` to `b` by breadth-first search, if at most `limit`.
+fn jumps_between(universe: &Universe, a: i64, b: i64, limit: usize) -> Option<usize> {
+    let mut seen = std::collections::BTreeSet::from([a]);
+    let mut frontier = vec![a];
+    for distance in 0..=limit {
+        if frontier.contains(&b) {
+            return Some(distance);
+        }
+        frontier = frontier
+            .iter()
+            .flat_map(|s| universe.neighbours(*s).iter().copied())
+            .filter(|n| seen.insert(*n))
+            .collect();
+    }
+    None
+}
+
+/// The link rule, written out from its fields: same system within `same_system_secs` sharing
+/// anyone; systems 1 to `gate_jumps` jumps apart within `adjacent_anyone_secs` sharing anyone,
+/// or within `adjacent_secs` sharing `adjacent_min_characters` characters.
+fn linked(rule: &LinkRule, a: &LinkRecord, b: &LinkRecord, universe: &Universe) -> bool {
+    let gap = (a.time - b.time).abs();
+    if a.system == b.system {
+        return gap <= rule.same_system_secs && share_anyone(a, b);
+    }
+    if jumps_between(universe, a.system, b.system, rule.gate_jumps).is_none() {
+        return false;
+    }
+    (gap <= rule.adjacent_anyone_secs && share_anyone(a, b))
+        || (gap <= rule.adjacent_secs
+            && have_in_common(&a.characters, &b.characters, rule.adjacent_min_characters))
+}
 
 /// The battles of a set of killmails (each id once), sorted by battle id.
 pub fn battles(killmails: &[Killmail], config: &EngineConfig) -> Vec<BattleReport> {
@@ -34,7 +80,7 @@ pub fn battles(killmails: &[Killmail], config: &EngineConfig) -> Vec<BattleRepor
             if linkers[j].time - linkers[i].time > rule.window_secs {
                 break;
             }
-            if rule.links(linkers[i], linkers[j], universe) {
+            if linked(rule, linkers[i], linkers[j], universe) {
                 let (a, b) = (find(&mut parent, i), find(&mut parent, j));
                 parent[a.max(b)] = a.min(b);
             }
@@ -54,7 +100,7 @@ pub fn battles(killmails: &[Killmail], config: &EngineConfig) -> Vec<BattleRepor
             .filter(|&i| {
                 linkers[i].system == sat.system
                     && (linkers[i].time - sat.time).abs() <= window
-                    && rule.share_anyone(linkers[i], sat)
+                    && share_anyone(linkers[i], sat)
             })
             .min_by_key(|&i| {
                 let r = linkers[i];
@@ -73,7 +119,7 @@ pub fn battles(killmails: &[Killmail], config: &EngineConfig) -> Vec<BattleRepor
     }
     // Satellites that joined no fight: runs of the same system, within the satellite window of
     // each other, sharing a character, attached in the same (region, satellite bucket).
-    let width = rule.max_link_secs();
+    let width = rule.bucket_width();
     let mut sp: Vec<usize> = (0..loose.len()).collect();
     for j in 0..loose.len() {
         for i in 0..j {

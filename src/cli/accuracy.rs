@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use battles_dataflow::{Engine, EngineConfig};
+use anyhow::Context;
+use battles_dataflow::{Engine, EngineConfig, LinkRule};
 use clap::Args;
 
 use crate::accuracy::{evaluate, Prediction, Targets};
@@ -35,6 +36,10 @@ pub struct AccuracyArgs {
     /// Engine worker threads.
     #[arg(long, default_value_t = 1)]
     pub workers: usize,
+    /// Link rule fields to change, as JSON (for instance `{"adjacent_secs": 600}`); the others
+    /// keep their defaults.
+    #[arg(long)]
+    pub rule: Option<String>,
     /// Exit non-zero unless the density's targets are met (see `accuracy::Targets`).
     #[arg(long)]
     pub require_targets: bool,
@@ -54,8 +59,13 @@ pub fn run(args: AccuracyArgs) -> anyhow::Result<ExitCode> {
     .config()?;
     let generated = generate_all(config);
     let n = generated.killmails.len();
+    let rule: LinkRule = match &args.rule {
+        Some(json) => serde_json::from_str(json).context("--rule is not a link rule")?,
+        None => LinkRule::default(),
+    };
     let mut engine = Engine::start(EngineConfig {
         workers: args.workers.max(1),
+        rule,
         ..EngineConfig::default()
     });
     let started = Instant::now();

@@ -177,6 +177,23 @@ pub struct FightPlan {
     pub kills: usize,
     /// `None`: random coalitions in a random place.
     pub staging: Option<Staging>,
+    /// Systems near other fights of the same hours: this fight neither starts nor goes there
+    /// (two fights in one place at one time would be one battle).
+    pub keep_out: BTreeSet<i64>,
+}
+
+/// `system` if it is outside `avoid`, else a random system of the same security band outside
+/// it (or `system` after twenty tries).
+fn away_from(world: &World, rng: &mut impl Rng, system: i64, avoid: &BTreeSet<i64>) -> i64 {
+    let space = world.geo.space(system);
+    let mut s = system;
+    for _ in 0..20 {
+        if !avoid.contains(&s) {
+            return s;
+        }
+        s = world.geo.random_in(space, rng);
+    }
+    s
 }
 
 /// A random gate neighbour of `system` outside `avoid`.
@@ -203,7 +220,8 @@ pub fn fight(world: &World, rng: &mut impl Rng, plan: &FightPlan) -> (Vec<Draft>
     let geo = &world.geo;
     let kills = plan.kills;
     let coalitions = pop.coalitions.len();
-    let staging = plan.staging.clone().unwrap_or_default();
+    let mut staging = plan.staging.clone().unwrap_or_default();
+    staging.avoid.extend(plan.keep_out.iter().copied());
     let (ca, cb) = match &plan.staging {
         Some(s) => s.coalitions,
         None => {
@@ -231,6 +249,11 @@ pub fn fight(world: &World, rng: &mut impl Rng, plan: &FightPlan) -> (Vec<Draft>
         geo.random_in(Space::Wormhole, rng)
     } else {
         geo.random_in(Space::Null, rng)
+    };
+    let first_system = if plan.staging.is_some() {
+        first_system
+    } else {
+        away_from(world, rng, first_system, &staging.avoid)
     };
     let space = geo.space(first_system);
 

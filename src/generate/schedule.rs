@@ -188,6 +188,7 @@ impl Generator {
         let mut windows: Vec<FightWindow> = Vec::new();
         while self.fight_killmails < fight_budget {
             let start = day_start + self.time_of_day();
+            let keep_out = self.near_fights_around(&windows, start);
             let in_theatre = mix.theatre_share > 0.0 && self.rng.random_bool(mix.theatre_share);
             let (drafts, mut new_windows) = if in_theatre {
                 let count = self.rng.random_range(2..=4);
@@ -197,13 +198,14 @@ impl Generator {
                         kills: fight::ship_kills(&mut self.rng, cap),
                     })
                     .collect();
-                theatre::theatre(&self.world, &mut self.rng, start, &engagements)
+                theatre::theatre(&self.world, &mut self.rng, start, &engagements, &keep_out)
             } else {
                 let plan = FightPlan {
                     battle: self.battle(),
                     start,
                     kills: fight::ship_kills(&mut self.rng, cap),
                     staging: None,
+                    keep_out,
                 };
                 let (drafts, window) = fight::fight(&self.world, &mut self.rng, &plan);
                 (drafts, vec![window])
@@ -213,6 +215,17 @@ impl Generator {
             self.push(drafts);
         }
         windows
+    }
+
+    /// Systems within three jumps of the fights of `windows` that run from an hour before
+    /// `start` to four hours after it: a new fight starting then stays out of them.
+    fn near_fights_around(&self, windows: &[FightWindow], start: i64) -> BTreeSet<i64> {
+        let systems: Vec<i64> = windows
+            .iter()
+            .filter(|w| w.end >= start - 3600 && w.start <= start + 4 * 3600)
+            .flat_map(|w| w.systems.iter().copied())
+            .collect();
+        self.world.geo.within_jumps(&systems, 3)
     }
 
     /// The day's spam runs (about 0.3 a day at scale 1).

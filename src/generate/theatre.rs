@@ -16,7 +16,7 @@ use super::truth::{Side, TrueBattleId};
 use super::{Draft, World};
 
 /// Gate jumps kept free between the systems of two engagements of one theatre.
-const SEPARATION_JUMPS: usize = 2;
+const SEPARATION_JUMPS: usize = 3;
 /// Latest start of an engagement after the theatre's first one, in seconds.
 const STAGGER_SECS: i64 = 2700;
 
@@ -27,13 +27,14 @@ pub struct Engagement {
     pub kills: usize,
 }
 
-/// Generates the engagements of one theatre starting at `start`; returns their killmails and
-/// their windows.
+/// Generates the engagements of one theatre starting at `start`, away from the systems in
+/// `keep_out` (other fights of the same hours); returns their killmails and their windows.
 pub fn theatre(
     world: &World,
     rng: &mut impl Rng,
     start: i64,
     engagements: &[Engagement],
+    keep_out: &BTreeSet<i64>,
 ) -> (Vec<Draft>, Vec<FightWindow>) {
     let coalitions = world.pop.coalitions.len();
     let attacker = rng.random_range(0..coalitions);
@@ -46,7 +47,8 @@ pub fn theatre(
     let mut windows: Vec<FightWindow> = Vec::new();
     for (k, engagement) in engagements.iter().enumerate() {
         let taken: Vec<i64> = windows.iter().flat_map(|w| w.systems.clone()).collect();
-        let avoid = world.geo.within_jumps(&taken, SEPARATION_JUMPS);
+        let mut avoid = world.geo.within_jumps(&taken, SEPARATION_JUMPS);
+        avoid.extend(keep_out.iter().copied());
         let used_constellations: BTreeSet<i64> = taken
             .iter()
             .filter_map(|s| world.geo.universe.system(*s))
@@ -68,6 +70,7 @@ pub fn theatre(
                 start + rng.random_range(0..STAGGER_SECS)
             },
             kills: engagement.kills,
+            keep_out: BTreeSet::new(),
             staging: Some(Staging {
                 coalitions: (attacker, defender),
                 first_system,
