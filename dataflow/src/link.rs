@@ -306,7 +306,7 @@ mod tests {
     }
 
     #[test]
-    fn adjacent_systems_need_two_pilots_within_eight_minutes_and_nothing_else_links() {
+    fn neighbours_need_two_pilots_within_eight_minutes_or_anyone_within_five() {
         let u = Universe::embedded();
         let r = LinkRule::default();
         // Jita and Perimeter are adjacent.
@@ -315,23 +315,40 @@ mod tests {
         let two = |id, t, sys| rec(id, t, sys, &[1, 2, 3]);
         assert!(r.links(&two(1, 0, jita), &two(2, 480, perimeter), u));
         assert!(!r.links(&two(1, 0, jita), &two(2, 481, perimeter), u));
-        // One shared pilot (or a shared alliance) across a gate is not enough.
-        assert!(!r.links(
-            &rec(1, 0, jita, &[1, 2]),
-            &rec(2, 10, perimeter, &[2, 9]),
-            u
-        ));
+        // One shared pilot, or only an alliance, across a gate: within five minutes only.
+        let one = |t| rec(2, t, perimeter, &[2, 9]);
+        assert!(r.links(&rec(1, 0, jita, &[1, 2]), &one(300), u));
+        assert!(!r.links(&rec(1, 0, jita, &[1, 2]), &one(301), u));
         let mut a = rec(1, 0, jita, &[1]);
-        let mut b = rec(2, 10, perimeter, &[2]);
+        let mut b = rec(2, 200, perimeter, &[2]);
         a.alliances = vec![99_000_001];
         b.alliances = vec![99_000_001];
+        assert!(r.links(&a, &b, u));
+        b.time = 400;
         assert!(!r.links(&a, &b, u));
-        // Same constellation or region, not adjacent: never, whoever is shared.
-        let same_region = 30000139;
-        assert!(!u.are_adjacent(jita, same_region));
-        assert!(!r.links(&two(1, 0, jita), &two(2, 10, same_region), u));
-        // Different regions, not adjacent: never.
-        assert!(!r.links(&two(1, 0, jita), &two(2, 0, 30001046), u));
+        // Strangers across a gate never link.
+        assert!(!r.links(&rec(1, 0, jita, &[1]), &rec(2, 10, perimeter, &[2]), u));
+    }
+
+    #[test]
+    fn two_jumps_link_three_jumps_never() {
+        let u = Universe::embedded();
+        let r = LinkRule::default();
+        let jita = 30000142;
+        let near = systems_within(u, jita, 2);
+        let far = systems_within(u, jita, 3);
+        let two_jumps = *near
+            .iter()
+            .find(|s| !u.are_adjacent(jita, **s) && **s != jita)
+            .unwrap();
+        let three_jumps = *far.iter().find(|s| !near.contains(s)).unwrap();
+        assert!(within_jumps(u, jita, two_jumps, 2) && !within_jumps(u, jita, two_jumps, 1));
+        assert!(within_jumps(u, jita, three_jumps, 3) && !within_jumps(u, jita, three_jumps, 2));
+        let pilots = |id, t, sys| rec(id, t, sys, &[1, 2, 3]);
+        assert!(r.links(&pilots(1, 0, jita), &pilots(2, 60, two_jumps), u));
+        assert!(!r.links(&pilots(1, 0, jita), &pilots(2, 60, three_jumps), u));
+        // Different regions, far apart: never, whoever is shared.
+        assert!(!r.links(&pilots(1, 0, jita), &pilots(2, 0, 30001046), u));
     }
 
     #[test]
