@@ -7,7 +7,7 @@
 //! - they are in **neighbouring systems** (at most [`LinkRule::gate_jumps`], 2, stargate jumps
 //!   apart) and either at most [`LinkRule::adjacent_secs`] (8 min) apart sharing at least
 //!   [`LinkRule::adjacent_min_characters`] (2) characters (the fleet itself took the gate), or
-//!   at most [`LinkRule::adjacent_anyone_secs`] (5 min) apart sharing anyone (a small gang's
+//!   at most [`LinkRule::adjacent_anyone_secs`] (7.5 min) apart sharing anyone (a small gang's
 //!   next kill right after it jumped).
 //!
 //! Nothing else links: not the same constellation, not the same region. In a war the same
@@ -65,7 +65,7 @@ impl Default for LinkRule {
             gate_jumps: 2,
             adjacent_secs: 480,
             adjacent_min_characters: 2,
-            adjacent_anyone_secs: 300,
+            adjacent_anyone_secs: 450,
             satellite_secs: 450,
             bucket_secs: 3150,
         }
@@ -306,7 +306,7 @@ mod tests {
     }
 
     #[test]
-    fn neighbours_need_two_pilots_within_eight_minutes_or_anyone_within_five() {
+    fn neighbours_need_two_pilots_within_eight_minutes_or_anyone_within_seven_and_a_half() {
         let u = Universe::embedded();
         let r = LinkRule::default();
         // Jita and Perimeter are adjacent.
@@ -315,16 +315,16 @@ mod tests {
         let two = |id, t, sys| rec(id, t, sys, &[1, 2, 3]);
         assert!(r.links(&two(1, 0, jita), &two(2, 480, perimeter), u));
         assert!(!r.links(&two(1, 0, jita), &two(2, 481, perimeter), u));
-        // One shared pilot, or only an alliance, across a gate: within five minutes only.
+        // One shared pilot, or only an alliance, across a gate: within 7.5 minutes only.
         let one = |t| rec(2, t, perimeter, &[2, 9]);
-        assert!(r.links(&rec(1, 0, jita, &[1, 2]), &one(300), u));
-        assert!(!r.links(&rec(1, 0, jita, &[1, 2]), &one(301), u));
+        assert!(r.links(&rec(1, 0, jita, &[1, 2]), &one(450), u));
+        assert!(!r.links(&rec(1, 0, jita, &[1, 2]), &one(451), u));
         let mut a = rec(1, 0, jita, &[1]);
         let mut b = rec(2, 200, perimeter, &[2]);
         a.alliances = vec![99_000_001];
         b.alliances = vec![99_000_001];
         assert!(r.links(&a, &b, u));
-        b.time = 400;
+        b.time = 451;
         assert!(!r.links(&a, &b, u));
         // Strangers across a gate never link.
         assert!(!r.links(&rec(1, 0, jita, &[1]), &rec(2, 10, perimeter, &[2]), u));
