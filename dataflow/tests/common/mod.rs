@@ -6,7 +6,9 @@
 
 use std::collections::BTreeMap;
 
-use battles_dataflow::{Attacker, BattleReport, Killmail, StepOutput, Universe, Victim};
+use battles_dataflow::{
+    Attacker, BattleChange, BattleReport, Killmail, StepOutput, Universe, Victim,
+};
 use chrono::{TimeZone, Utc};
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
@@ -136,24 +138,19 @@ pub struct Replica {
 
 impl Replica {
     pub fn apply(&mut self, out: &StepOutput) {
-        for (r, d) in &out.changes {
-            if *d < 0 {
-                let old = self.battles.remove(&r.battle_id);
-                assert_eq!(
-                    old.as_ref(),
-                    Some(&**r),
-                    "retraction of a report that was not current"
-                );
-            }
+        let mut ids: Vec<_> = out.changes.iter().map(BattleChange::battle_id).collect();
+        ids.dedup();
+        assert_eq!(ids.len(), out.changes.len(), "one change per battle id");
+        for change in &out.changes {
+            let old = self.battles.remove(&change.battle_id());
+            assert_eq!(
+                old.as_ref(),
+                change.old_report().map(|r| &**r),
+                "a change whose old report was not current: {change:?}"
+            );
         }
-        for (r, d) in &out.changes {
-            if *d > 0 {
-                assert_eq!(*d, 1);
-                assert!(
-                    self.battles.insert(r.battle_id, (**r).clone()).is_none(),
-                    "two reports for one id"
-                );
-            }
+        for r in out.upserts() {
+            self.battles.insert(r.battle_id, (**r).clone());
         }
     }
 
