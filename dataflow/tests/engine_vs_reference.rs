@@ -254,3 +254,49 @@ fn pieces_give_the_report_of_one_pass() {
         );
     }
 }
+
+/// The random histories the equality tests use reach the rules' corners: satellite runs,
+/// satellites in fights, battles across a region border, third parties, exact ties in the top
+/// killers, and decisive outcomes.
+#[test]
+fn random_histories_exercise_every_rule() {
+    let satellite = |k: &battles_dataflow::Killmail| {
+        k.attackers.iter().all(|a| a.character_id.is_none())
+            || k.victim.ship_group_id == Some(29)
+            || k.victim.ship_category_id.is_some_and(|c| c != 6)
+    };
+    let (mut runs, mut attached, mut cross_region, mut third, mut ties, mut decisive) =
+        (0, 0, 0, 0, 0, 0);
+    for seed in 0..12u64 {
+        let kms = random_history(seed, 40 + 15 * seed as usize);
+        let by_id: std::collections::BTreeMap<i64, &battles_dataflow::Killmail> =
+            kms.iter().map(|k| (k.killmail_id, k)).collect();
+        for r in reference::battles(&kms, &EngineConfig::default()) {
+            let members: Vec<_> = r.killmails.iter().map(|k| by_id[&k.killmail_id]).collect();
+            let satellites = members.iter().filter(|k| satellite(k)).count();
+            runs += usize::from(members.len() > 1 && satellites == members.len());
+            attached += usize::from(satellites > 0 && satellites < members.len());
+            let regions: std::collections::BTreeSet<i64> =
+                members.iter().map(|k| k.region_id).collect();
+            cross_region += usize::from(regions.len() > 1);
+            third += usize::from(r.participants.iter().any(|p| p.third_party));
+            let killers = &r.statistics.top_killers;
+            ties += killers
+                .windows(2)
+                .filter(|w| (w[0].kills, w[0].isk_destroyed) == (w[1].kills, w[1].isk_destroyed))
+                .count();
+            decisive += usize::from(r.is_decisive);
+        }
+    }
+    for (what, count) in [
+        ("satellite runs", runs),
+        ("fights with satellites", attached),
+        ("battles across a region border", cross_region),
+        ("battles with third parties", third),
+        ("exact top-killer ties", ties),
+        ("decisive battles", decisive),
+    ] {
+        assert!(count > 0, "no {what} in the random histories");
+        println!("{what}: {count}");
+    }
+}
