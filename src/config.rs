@@ -4,18 +4,16 @@
 //!
 //! | field | default | environment |
 //! |---|---|---|
-//! | `database_url` | `postgres://postgres@127.0.0.1:5432/battles_db` | `DATABASE_URL` |
-//! | `kafka_brokers` | `127.0.0.1:9092` | `KAFKA_BROKERS` |
-//! | `kafka_topic` | `killmail.enriched` | `BATTLES_KAFKA_TOPIC` |
-//! | `kafka_group` | `battle-service` | `BATTLES_KAFKA_GROUP` |
-//! | `listen` | `127.0.0.1:8080` | `BATTLES_LISTEN` |
+//! | `database_url` | none: the local server, else a private one (see `postgres.rs`) | `DATABASE_URL` |
 //! | `workers` | available cores | `BATTLES_WORKERS` |
 //! | `time_skew_secs` | `3600` | `BATTLES_TIME_SKEW_SECS` |
 //! | `rejects_path` | none (beside the output) | `BATTLES_REJECTS` |
 //! | `max_record_bytes` | `16777216` (16 MiB) | `BATTLES_MAX_RECORD_BYTES` |
 //! | `pg_pool_size` | `4` | `BATTLES_PG_POOL_SIZE` |
+//!
+//! Every command reads its settings from here and nowhere else; a setting appears here when
+//! a command reads it.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -29,16 +27,9 @@ pub const CONFIG_ENV: &str = "BATTLES_CONFIG";
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// PostgreSQL connection URL. Default `postgres://postgres@127.0.0.1:5432/battles_db`.
-    pub database_url: String,
-    /// Kafka bootstrap servers, comma separated. Default `127.0.0.1:9092`.
-    pub kafka_brokers: String,
-    /// Topic of enriched killmails. Default `killmail.enriched`.
-    pub kafka_topic: String,
-    /// Kafka consumer group. Default `battle-service`.
-    pub kafka_group: String,
-    /// HTTP listen address of the API. Default `127.0.0.1:8080`.
-    pub listen: SocketAddr,
+    /// PostgreSQL connection URL. Default none: the local server on 127.0.0.1:5432 (database
+    /// `battles_db`), else a private server (`battles::postgres::discover`).
+    pub database_url: Option<String>,
     /// Worker threads of the engine. Default: the number of available cores.
     pub workers: usize,
     /// How far in the future a killmail time may be before it is rejected, in seconds.
@@ -57,11 +48,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            database_url: "postgres://postgres@127.0.0.1:5432/battles_db".into(),
-            kafka_brokers: "127.0.0.1:9092".into(),
-            kafka_topic: "killmail.enriched".into(),
-            kafka_group: "battle-service".into(),
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: None,
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             time_skew_secs: crate::ingest::DEFAULT_TIME_SKEW_SECS,
             rejects_path: None,
@@ -77,9 +64,6 @@ pub struct Overrides {
     /// `--config FILE` (wins over `BATTLES_CONFIG`).
     pub config_file: Option<PathBuf>,
     pub database_url: Option<String>,
-    pub kafka_brokers: Option<String>,
-    pub kafka_topic: Option<String>,
-    pub listen: Option<SocketAddr>,
     pub workers: Option<usize>,
     pub time_skew_secs: Option<u64>,
     pub rejects_path: Option<PathBuf>,
@@ -149,18 +133,8 @@ impl Config {
     fn apply_env(&mut self, env: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         let get = |var: &str| env(var).filter(|v| !v.is_empty());
         if let Some(v) = get("DATABASE_URL") {
-            self.database_url = v;
+            self.database_url = Some(v);
         }
-        if let Some(v) = get("KAFKA_BROKERS") {
-            self.kafka_brokers = v;
-        }
-        if let Some(v) = get("BATTLES_KAFKA_TOPIC") {
-            self.kafka_topic = v;
-        }
-        if let Some(v) = get("BATTLES_KAFKA_GROUP") {
-            self.kafka_group = v;
-        }
-        parse_env(&get, "BATTLES_LISTEN", &mut self.listen)?;
         parse_env(&get, "BATTLES_WORKERS", &mut self.workers)?;
         parse_env(&get, "BATTLES_TIME_SKEW_SECS", &mut self.time_skew_secs)?;
         parse_env(&get, "BATTLES_MAX_RECORD_BYTES", &mut self.max_record_bytes)?;
@@ -177,10 +151,9 @@ impl Config {
                 *target = v.clone();
             }
         }
-        set(&mut self.database_url, &o.database_url);
-        set(&mut self.kafka_brokers, &o.kafka_brokers);
-        set(&mut self.kafka_topic, &o.kafka_topic);
-        set(&mut self.listen, &o.listen);
+        if o.database_url.is_some() {
+            self.database_url = o.database_url.clone();
+        }
         set(&mut self.workers, &o.workers);
         set(&mut self.time_skew_secs, &o.time_skew_secs);
         set(&mut self.max_record_bytes, &o.max_record_bytes);
@@ -258,13 +231,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = toml_file(
             dir.path(),
-            "time_skew_secs = 10\nworkers = 3\ndatabase_url = \"postgres://file\"\nkafka_topic = \"from-file\"\n",
+            "time_skew_secs = 10\nworkers = 3\ndatabase_url = \"postgres://file\"\npg_pool_size = 6\n",
         );
         let env = env_of(&[
             (CONFIG_ENV, file.to_str().unwrap()),
             ("BATTLES_TIME_SKEW_SECS", "20"),
             ("DATABASE_URL", "postgres://env"),
-            ("BATTLES_LISTEN", "0.0.0.0:9000"),
         ]);
         let flags = Overrides {
             time_skew_secs: Some(30),
@@ -272,11 +244,35 @@ mod tests {
         };
         let c = Config::load_with_env(&flags, env).unwrap();
         assert_eq!(c.time_skew_secs, 30, "flag beats env and file");
-        assert_eq!(c.database_url, "postgres://env", "env beats file");
+        assert_eq!(
+            c.database_url.as_deref(),
+            Some("postgres://env"),
+            "env beats file"
+        );
         assert_eq!(c.workers, 3, "file beats default");
-        assert_eq!(c.kafka_topic, "from-file");
-        assert_eq!(c.listen, "0.0.0.0:9000".parse().unwrap());
-        assert_eq!(c.kafka_brokers, "127.0.0.1:9092", "default stays");
+        assert_eq!(c.pg_pool_size, 6);
+        assert_eq!(
+            c.max_record_bytes,
+            Config::default().max_record_bytes,
+            "default stays"
+        );
+    }
+
+    #[test]
+    fn a_config_files_database_url_is_used_without_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = toml_file(dir.path(), "database_url = \"postgres://file/db\"\n");
+        let env = env_of(&[(CONFIG_ENV, file.to_str().unwrap())]);
+        let c = Config::load_with_env(&Overrides::default(), env).unwrap();
+        assert_eq!(c.database_url.as_deref(), Some("postgres://file/db"));
+        // A flag still wins.
+        let flags = Overrides {
+            config_file: Some(file),
+            database_url: Some("postgres://flag/db".into()),
+            ..Overrides::default()
+        };
+        let c = Config::load_with_env(&flags, env_of(&[])).unwrap();
+        assert_eq!(c.database_url.as_deref(), Some("postgres://flag/db"));
     }
 
     #[test]

@@ -12,12 +12,12 @@ use battles_dataflow::{Engine, EngineConfig, Killmail, Team};
 const DATA: &str = "../shared/data/killmails";
 const JORUND: i64 = 30001046;
 
-fn real_killmails() -> Option<Vec<Killmail>> {
+fn real_killmails() -> Vec<Killmail> {
     let dir = Path::new(DATA);
-    if !dir.exists() {
-        eprintln!("skipping: {DATA} is not here");
-        return None;
-    }
+    assert!(
+        dir.is_dir(),
+        "{DATA} is missing: the real-data tests need ../shared/data beside the project"
+    );
     let ctx = IngestContext::new(3600);
     let mut days: Vec<_> = std::fs::read_dir(dir)
         .expect("list real data")
@@ -35,20 +35,24 @@ fn real_killmails() -> Option<Vec<Killmail>> {
                 .killmail,
         );
     }
-    Some(out)
+    out
 }
 
 #[test]
 fn jorund_is_one_battle_and_victims_face_their_killers() {
-    let Some(kms) = real_killmails() else { return };
+    let kms = real_killmails();
     assert_eq!(kms.len(), 57_461);
     let mut engine = Engine::start(EngineConfig {
         workers: 2,
         ..EngineConfig::default()
-    });
+    })
+    .unwrap();
     let mut battles = BTreeMap::new();
     for chunk in kms.chunks(20_000) {
-        engine.insert(chunk.iter().cloned()).apply_to(&mut battles);
+        engine
+            .insert(chunk.iter().cloned())
+            .unwrap()
+            .apply_to(&mut battles);
     }
 
     // The Jorund fight: every Jorund killmail of 10:20-14:20 on the 28th in one battle.

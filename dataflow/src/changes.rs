@@ -95,7 +95,9 @@ pub fn classify(
         }
     }
     let mut holder: HashMap<KillmailId, Uuid> = HashMap::new();
-    let any_ended = by_id.values().any(|(old, new)| old.is_some() && new.is_none());
+    let any_ended = by_id
+        .values()
+        .any(|(old, new)| old.is_some() && new.is_none());
     if any_ended {
         for (id, (_, new)) in &by_id {
             for k in new.iter().flat_map(|r| &r.killmails) {
@@ -121,10 +123,7 @@ pub fn classify(
 /// The battle that continues `ended`, given which battle now holds each killmail: the battle
 /// holding its first killmail; else the one holding most of its killmails (ties to the
 /// smallest id); else none (all of its killmails were retracted).
-pub fn continuing_battle(
-    ended: &BattleReport,
-    holder: &HashMap<KillmailId, Uuid>,
-) -> Option<Uuid> {
+pub fn continuing_battle(ended: &BattleReport, holder: &HashMap<KillmailId, Uuid>) -> Option<Uuid> {
     if let Some(id) = holder.get(&ended.first_killmail_id) {
         if *id != ended.battle_id {
             return Some(*id);

@@ -191,7 +191,9 @@ impl Engine {
     /// and counted in [`StepOutput::ignored`]. An insertion whose values are out of bounds
     /// fails the step before anything is applied.
     pub fn step(&mut self, updates: Vec<(Killmail, isize)>) -> Result<StepOutput, EngineError> {
-        if let Some((km, _)) = updates.iter().find(|(km, d)| *d > 0 && km.bounds_error().is_some())
+        if let Some((km, _)) = updates
+            .iter()
+            .find(|(km, d)| *d > 0 && km.bounds_error().is_some())
         {
             return Err(EngineError::InvalidKillmail {
                 killmail_id: km.killmail_id,
@@ -283,10 +285,17 @@ impl Engine {
         }
     }
 
-    fn run_step(&mut self, updates: Vec<(Arc<Killmail>, isize)>) -> Result<StepOutput, EngineError> {
+    fn run_step(
+        &mut self,
+        updates: Vec<(Arc<Killmail>, isize)>,
+    ) -> Result<StepOutput, EngineError> {
         let epoch = self.epoch;
         self.epoch += 1;
-        if self.commands.send(Command::Step { epoch, updates }).is_err() {
+        if self
+            .commands
+            .send(Command::Step { epoch, updates })
+            .is_err()
+        {
             return Err(self.fail());
         }
         let mut diffs = Vec::new();

@@ -170,7 +170,8 @@ fn follow(
         .next()
         .ok_or_else(|| HandshakeError::Protocol(format!("{address} resolves to nothing")))?;
     let stream = loop {
-        match TcpStream::connect_timeout(&target, remaining(deadline).max(Duration::from_millis(1))) {
+        match TcpStream::connect_timeout(&target, remaining(deadline).max(Duration::from_millis(1)))
+        {
             Ok(s) => break s,
             Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
             Err(e) => {
@@ -200,7 +201,12 @@ fn follow(
         Ok(_) => Err(HandshakeError::Refused(
             line.trim().trim_start_matches("refused: ").to_owned(),
         )),
-        Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
             Err(HandshakeError::Timeout {
                 waited: timeout,
                 detail: "process 0 did not answer: are all processes of --cluster started?".into(),
@@ -225,13 +231,18 @@ mod tests {
     }
 
     fn free_port() -> u16 {
-        TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+        TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
     }
 
     #[test]
     fn equal_worker_counts_agree() {
         let port = free_port();
-        let peer = std::thread::spawn(move || agree(&cluster(2, 1, port), 2, Duration::from_secs(10)));
+        let peer =
+            std::thread::spawn(move || agree(&cluster(2, 1, port), 2, Duration::from_secs(10)));
         agree(&cluster(2, 0, port), 2, Duration::from_secs(10)).unwrap();
         peer.join().unwrap().unwrap();
     }
@@ -239,7 +250,8 @@ mod tests {
     #[test]
     fn a_worker_mismatch_is_refused_on_both_sides_naming_both_counts() {
         let port = free_port();
-        let peer = std::thread::spawn(move || agree(&cluster(2, 1, port), 1, Duration::from_secs(10)));
+        let peer =
+            std::thread::spawn(move || agree(&cluster(2, 1, port), 1, Duration::from_secs(10)));
         let lead = agree(&cluster(2, 0, port), 2, Duration::from_secs(10)).unwrap_err();
         let follow = peer.join().unwrap().unwrap_err();
         for message in [lead.to_string(), follow.to_string()] {

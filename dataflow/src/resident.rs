@@ -19,8 +19,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::killmail::{Killmail, KillmailId};
 use crate::changes::BattleChange;
+use crate::killmail::{Killmail, KillmailId};
 
 /// One resident battle: when its last killmail happened and which killmails it holds.
 #[derive(Clone, Debug)]

@@ -542,7 +542,9 @@ pub fn summarize_pieces(pieces: &[&Piece]) -> BattleReport {
 
     let total_killmails = kms.len() as i32;
     let share = |t: &TeamTotals| {
-        let all_isk = totals[0].isk_destroyed.saturating_add(totals[1].isk_destroyed);
+        let all_isk = totals[0]
+            .isk_destroyed
+            .saturating_add(totals[1].isk_destroyed);
         if all_isk > 0 {
             t.isk_destroyed as f64 / all_isk as f64
         } else {

@@ -30,9 +30,17 @@ fn a_worker_panic_is_an_error_and_the_engine_stays_failed() {
         let kms = random_history(5, 200);
         // An odd id lands on worker 1 of 2 (killmails are exchanged by id): the panicking
         // worker is then not the one that drives.
-        let victim = kms.iter().find(|k| k.killmail_id % 2 == 1).unwrap().killmail_id;
+        let victim = kms
+            .iter()
+            .find(|k| k.killmail_id % 2 == 1)
+            .unwrap()
+            .killmail_id;
         let mut engine = Engine::start(faulty(workers, victim)).unwrap();
-        let before: Vec<_> = kms.iter().filter(|k| k.killmail_id != victim).cloned().collect();
+        let before: Vec<_> = kms
+            .iter()
+            .filter(|k| k.killmail_id != victim)
+            .cloned()
+            .collect();
         engine.insert(before[..50].iter().cloned()).unwrap();
         let reason = assert_worker_failed(engine.insert(kms.iter().cloned()));
         assert!(
@@ -66,7 +74,10 @@ fn killmails_out_of_bounds_are_refused_before_anything_changes() {
         batch.retain(|k| k.killmail_id != id);
         batch.push(bad);
         match engine.insert(batch) {
-            Err(EngineError::InvalidKillmail { killmail_id, reason }) => {
+            Err(EngineError::InvalidKillmail {
+                killmail_id,
+                reason,
+            }) => {
                 assert_eq!(killmail_id, id);
                 assert!(reason.contains("outside"), "{reason}");
             }
@@ -81,14 +92,18 @@ fn killmails_out_of_bounds_are_refused_before_anything_changes() {
 
 #[test]
 fn sums_at_the_bounds_are_exact_or_saturate_never_wrap() {
-    // One fight: the same attacker kills many victims in one system a minute apart, each
+    // One fight: the same attacker kills many victims in one system 10 s apart, each
     // loss at the maximum value.
     let template = random_history(8, 1)[0].clone();
     let kill = |i: i64, isk: i64| {
         let mut k = template.clone();
         k.killmail_id = 1_000 + i;
-        k.killmail_time = template.killmail_time + chrono::Duration::seconds(60 * i);
+        k.killmail_time = template.killmail_time + chrono::Duration::seconds(10 * i);
         k.isk_value = isk;
+        // A ship loss to a player: a fight killmail, not a satellite.
+        k.victim.ship_type_id = 587;
+        k.victim.ship_group_id = Some(25);
+        k.victim.ship_category_id = Some(6);
         k.victim.character_id = Some(80_000_000 + i);
         k.victim.damage_taken = MAX_DAMAGE;
         k.attackers.truncate(1);
@@ -114,7 +129,9 @@ fn sums_at_the_bounds_are_exact_or_saturate_never_wrap() {
 
     // 10,000 maximal killmails exceed i64: the sums saturate instead of wrapping.
     let mut engine = Engine::start(EngineConfig::default()).unwrap();
-    let out = engine.insert((0..10_000).map(|i| kill(i, MAX_ISK))).unwrap();
+    let out = engine
+        .insert((0..10_000).map(|i| kill(i, MAX_ISK)))
+        .unwrap();
     let reports: Vec<_> = out.upserts().collect();
     assert_eq!(reports.len(), 1, "one battle");
     let r = reports[0];

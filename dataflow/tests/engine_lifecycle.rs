@@ -103,7 +103,9 @@ fn late_killmails_take_their_stored_neighbourhood_back() {
                         neighbourhood.extend(report.killmails.iter().map(|k| k.killmail_id));
                     }
                 }
-                let back = engine.rehydrate(neighbourhood.iter().map(|id| by_id[id].clone())).unwrap();
+                let back = engine
+                    .rehydrate(neighbourhood.iter().map(|id| by_id[id].clone()))
+                    .unwrap();
                 for change in &back.changes {
                     let BattleChange::Created(report) = change else {
                         panic!("rehydration changed a battle: {change:?}");

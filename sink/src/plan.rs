@@ -13,9 +13,9 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::changes::{BattleStatus, StatusRule, StepChanges};
-use battles_dataflow::BattleChange;
 use crate::error::SinkError;
 use crate::text::{pg_string, to_pg_json};
+use battles_dataflow::BattleChange;
 
 /// Everything one step writes, column by column.
 #[derive(Debug, Default)]
