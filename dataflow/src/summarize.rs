@@ -350,6 +350,24 @@ fn combine<'a, K: Ord + Copy + 'a, V: Clone + 'a>(
 }
 
 /// The value of `key` in a sorted map.
+/// The first [`TOP_N`] of the `included` participants by `rank`, highest first, ties to the
+/// smallest character id.
+fn top<T>(
+    participants: &[Participant],
+    included: impl Fn(&Participant) -> bool,
+    rank: impl Fn(&Participant) -> (i64, i64),
+    row: impl Fn(&Participant) -> T,
+) -> Vec<T> {
+    let mut chosen: Vec<&Participant> = participants.iter().filter(|p| included(p)).collect();
+    chosen.sort_by(|a, b| {
+        rank(b)
+            .cmp(&rank(a))
+            .then(a.character_id.cmp(&b.character_id))
+    });
+    chosen.truncate(TOP_N);
+    chosen.into_iter().map(row).collect()
+}
+
 fn lookup<'a, K: Ord, V>(map: &'a [(K, V)], key: &K) -> Option<&'a V> {
     map.binary_search_by(|(k, _)| k.cmp(key))
         .ok()
@@ -486,36 +504,30 @@ pub fn summarize_pieces(pieces: &[&Piece]) -> BattleReport {
         });
     }
 
-    let mut top_killers: Vec<TopKiller> = participants
-        .iter()
-        .filter(|p| p.kills > 0)
-        .map(|p| TopKiller {
+    let top_killers = top(
+        &participants,
+        |p| p.kills > 0,
+        |p| (i64::from(p.kills), p.isk_destroyed),
+        |p| TopKiller {
             character_id: p.character_id,
             name: p.character_name.clone(),
             team: p.team,
             kills: p.kills,
             isk_destroyed: p.isk_destroyed,
-        })
-        .collect();
-    top_killers.sort_by(|a, b| {
-        (b.kills, b.isk_destroyed, a.character_id).cmp(&(a.kills, a.isk_destroyed, b.character_id))
-    });
-    top_killers.truncate(TOP_N);
-    let mut top_losers: Vec<TopLoser> = participants
-        .iter()
-        .filter(|p| p.deaths > 0)
-        .map(|p| TopLoser {
+        },
+    );
+    let top_losers = top(
+        &participants,
+        |p| p.deaths > 0,
+        |p| (p.isk_lost, i64::from(p.deaths)),
+        |p| TopLoser {
             character_id: p.character_id,
             name: p.character_name.clone(),
             team: p.team,
             deaths: p.deaths,
             isk_lost: p.isk_lost,
-        })
-        .collect();
-    top_losers.sort_by(|a, b| {
-        (b.isk_lost, b.deaths, a.character_id).cmp(&(a.isk_lost, a.deaths, b.character_id))
-    });
-    top_losers.truncate(TOP_N);
+        },
+    );
 
     let sorted_alliances = |m: &BTreeMap<i64, AllianceStats>| {
         let mut v: Vec<AllianceStats> = m.values().cloned().collect();
