@@ -285,3 +285,73 @@ fn the_truth_scores_perfectly_against_itself() {
     assert_eq!(a.bcubed_recall, 1.0);
     assert!(a.bcubed_precision < 0.2, "{a}");
 }
+
+/// A day at real density: about 15,000 killmails, at least half of them background, and
+/// concurrent 10+-kill fights in one region that share pilots yet are three or more jumps apart.
+#[test]
+fn a_day_at_real_density_has_concurrent_fights_sharing_pilots() {
+    let run = generate_all(GeneratorConfig {
+        density: battles::generate::Density::Real,
+        ..config(4, 1, 1.0)
+    });
+    let n = run.killmails.len();
+    assert!((12_000..=19_000).contains(&n), "{n} killmails");
+    let background = run
+        .truth
+        .battles
+        .values()
+        .filter(|b| b.kind == Some(BattleKind::Background))
+        .map(|b| b.killmails.len())
+        .sum::<usize>();
+    assert!(2 * background >= n, "{background} of {n} are background");
+
+    // Per big fight: region, time span, systems and characters.
+    let by_id: HashMap<i64, &Killmail> = run.killmails.iter().map(|k| (k.killmail_id, k)).collect();
+    struct Span {
+        region: i64,
+        start: i64,
+        end: i64,
+        systems: BTreeSet<i64>,
+        characters: BTreeSet<i64>,
+    }
+    let spans: Vec<Span> = run
+        .truth
+        .battles
+        .values()
+        .filter(|b| b.kind == Some(BattleKind::Fight) && b.killmails.len() >= 10)
+        .map(|b| {
+            let kms: Vec<&Killmail> = b.killmails.iter().map(|k| by_id[k]).collect();
+            Span {
+                region: kms[0].region_id,
+                start: kms.iter().map(|k| k.timestamp()).min().unwrap(),
+                end: kms.iter().map(|k| k.timestamp()).max().unwrap(),
+                systems: kms.iter().map(|k| k.solar_system_id).collect(),
+                characters: b.sides.keys().copied().collect(),
+            }
+        })
+        .collect();
+    let universe = Universe::embedded();
+    let mut concurrent_sharing = 0;
+    for (i, a) in spans.iter().enumerate() {
+        for b in &spans[i + 1..] {
+            let overlap = a.start <= b.end && b.start <= a.end;
+            if !overlap || a.region != b.region || a.characters.is_disjoint(&b.characters) {
+                continue;
+            }
+            concurrent_sharing += 1;
+            let near: BTreeSet<i64> = a
+                .systems
+                .iter()
+                .flat_map(|&s| within_jumps(universe, s, 1))
+                .collect();
+            assert!(
+                near.is_disjoint(&b.systems),
+                "concurrent fights sharing pilots are not next to each other"
+            );
+        }
+    }
+    assert!(
+        concurrent_sharing >= 5,
+        "{concurrent_sharing} concurrent pairs share pilots"
+    );
+}

@@ -1,11 +1,11 @@
 //! Cells: the unit of sequential clustering inside the dataflow.
 //!
-//! A cell is a (region, time bucket). Buckets are [`LinkRule::max_link_secs`] wide, so every
-//! linked pair of killmails is in the same or consecutive buckets. Each killmail is a *home*
-//! member of its own cell and a *guest* of the next bucket's cell of its region (and, when its
-//! system has stargates into other regions, of those regions' cells of the same and next
-//! bucket). Inside a cell, [`cluster_cell`] links home killmails with each other and with guests
-//! by the link rule and solves the local components with union-find. A guest that lands in a
+//! A cell is a (region, time bucket). Buckets are [`LinkRule::bucket_width`] wide, at least the
+//! longest link, so every linked pair of killmails is in the same or consecutive buckets. Each killmail is a *home*
+//! member of its own cell and a *guest* of the next bucket's cell of its region (and, when
+//! systems of other regions are within [`LinkRule::gate_jumps`] jumps of it, of those regions'
+//! cells of the same and next bucket). Inside a cell, [`cluster_cell`] links home killmails
+//! with each other and with guests by the link rule and solves the local components with union-find. A guest that lands in a
 //! local component is the bridge between its home cell's component and this one; the dataflow
 //! joins such local components globally (see `graph.rs`).
 //!
@@ -16,7 +16,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::killmail::KillmailId;
-use crate::link::{LinkRecord, LinkRule};
+use crate::link::{systems_within, LinkRecord, LinkRule};
 use crate::universe::Universe;
 
 /// A (region, bucket) cell.
@@ -64,6 +64,7 @@ pub fn bucket(time: i64, width: i64) -> i64 {
 pub fn cells_of(
     record: &LinkRecord,
     width: i64,
+    gate_jumps: usize,
     universe: &Universe,
 ) -> impl Iterator<Item = (Cell, Role)> {
     let b = bucket(record.time, width);
@@ -72,8 +73,7 @@ pub fn cells_of(
         ((record.region, b + 1), Role::Guest),
     ];
     if !record.satellite {
-        let mut foreign: Vec<i64> = universe
-            .neighbours(record.system)
+        let mut foreign: Vec<i64> = systems_within(universe, record.system, gate_jumps)
             .iter()
             .filter_map(|s| universe.system(*s).map(|s| s.region_id))
             .filter(|r| *r != record.region)
@@ -211,7 +211,8 @@ pub fn cluster_cell(
     rule: &LinkRule,
     universe: &Universe,
 ) -> Vec<Membership> {
-    let width = rule.max_link_secs();
+    let width = rule.bucket_width();
+    let reach = rule.max_link_secs();
     let sat_window = rule.satellite_window();
     let cell_start = cell.1 * width;
     // Linkers in time order; satellites this cell attaches.
@@ -241,7 +242,7 @@ pub fn cluster_cell(
         let (role_j, b) = linkers[j];
         for i in (0..j).rev() {
             let (role_i, a) = linkers[i];
-            if b.time - a.time > width {
+            if b.time - a.time > reach {
                 break;
             }
             if role_i == Role::Guest && role_j == Role::Guest {

@@ -42,11 +42,12 @@ pub fn battles<'scope>(
     config: Arc<EngineConfig>,
 ) -> VecCollection<'scope, Epoch, Shared<BattleReport>, isize> {
     let universe = Universe::embedded();
-    let width = config.rule.max_link_secs();
+    let width = config.rule.bucket_width();
+    let gate_jumps = config.rule.gate_jumps;
 
     let placed = killmails.clone().flat_map(move |km| {
         let rec = Shared::new(LinkRecord::of(&km));
-        cells_of(&rec, width, universe)
+        cells_of(&rec, width, gate_jumps, universe)
             .map(|(cell, role)| (cell, (role, rec.clone())))
             .collect::<Vec<_>>()
     });

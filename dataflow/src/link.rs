@@ -1,14 +1,21 @@
 //! When two killmails belong to the same battle: the link rule.
 //!
-//! Two killmails are *linked* when their proximity score reaches the threshold:
+//! Battles stay local. Two linker killmails are *linked* when
 //!
-//! `score = w_time * T + w_space * S + w_participants * P`
+//! - they are in the **same system**, at most [`LinkRule::same_system_secs`] (20 min) apart, and
+//!   share anyone: an alliance, a player corporation or a character; or
+//! - they are in **neighbouring systems** (at most [`LinkRule::gate_jumps`], 2, stargate jumps
+//!   apart) and either at most [`LinkRule::adjacent_secs`] (8 min) apart sharing at least
+//!   [`LinkRule::adjacent_min_characters`] (2) characters (the fleet itself took the gate), or
+//!   at most [`LinkRule::adjacent_anyone_secs`] (7.5 min) apart sharing anyone (a small gang's
+//!   next kill right after it jumped).
 //!
-//! - `T = max(0, 1 - |dt| / window)`: temporal proximity, linear decay over the window (1 h).
-//! - `S`: spatial proximity: 1.0 same system, 0.7 stargate-adjacent, 0.5 same constellation,
-//!   0.3 same region, 0 otherwise. A pair with `S = 0` is never linked.
-//! - `P`: participant overlap: 1.0 when they share a character, 0.5 a (player) corporation,
-//!   0.3 an alliance, 0 otherwise.
+//! Nothing else links: not the same constellation, not the same region. In a war the same
+//! coalitions fight in several constellations of a region within the hour, and a pilot who died
+//! in one fight and joined the next would glue them together (the spec's weighted score linked
+//! a shared character across a region within 21 minutes; `docs/clustering.md` has the measured
+//! effect). Roaming gangs killing in neighbouring systems 10 or more minutes apart are separate
+//! engagements, so the adjacent window is short.
 //!
 //! Battles are the connected components of linked *linker* killmails. Killmails that are not
 //! fights between players (no player attacker, pods, non-ship losses) are *satellites*: they never
@@ -23,44 +30,44 @@ use crate::universe::Universe;
 /// NPC corporations (pilots in them have no shared allegiance).
 pub const NPC_CORPORATIONS: std::ops::Range<i64> = 1_000_000..2_000_000;
 
-/// The tunable link rule. Defaults are the spec's weights, threshold and window.
+/// The tunable link rule. Missing fields take their defaults when deserialized.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct LinkRule {
-    pub weight_time: f64,
-    pub weight_space: f64,
-    pub weight_participants: f64,
-    /// Minimum score for a link.
-    pub threshold: f64,
-    /// Temporal window in seconds: no link beyond it.
+    /// The longest reach in time of anything a killmail does (links, attachments): the engine
+    /// keeps a battle in memory until this long after its last killmail.
     pub window_secs: i64,
-    pub space_same_system: f64,
-    pub space_adjacent: f64,
-    pub space_same_constellation: f64,
-    pub space_same_region: f64,
-    pub share_character: f64,
-    pub share_corporation: f64,
-    pub share_alliance: f64,
-    /// Never link two killmails that share no character, corporation or alliance, whatever the
-    /// score: time and place alone are how strangers' kills next to a fight get swallowed.
-    pub require_shared_participant: bool,
+    /// Same system: the largest gap at which two killmails sharing anyone link.
+    pub same_system_secs: i64,
+    /// Systems at most this many stargate jumps apart (a fleet often jumps twice between two
+    /// kills) count as neighbours for the two rules below.
+    pub gate_jumps: usize,
+    /// Neighbour systems: the largest gap at which two killmails can link.
+    pub adjacent_secs: i64,
+    /// Stargate-adjacent systems: characters two killmails must share to link.
+    pub adjacent_min_characters: usize,
+    /// Stargate-adjacent systems: the largest gap at which two killmails that share anyone
+    /// (fewer characters than `adjacent_min_characters`, or only a corporation or alliance)
+    /// link: a small gang's kills right after it jumped.
+    pub adjacent_anyone_secs: i64,
+    /// How far in time a satellite looks for a battle to join (same system only).
+    pub satellite_secs: i64,
+    /// Width of the engine's time buckets (at least the longest link). Satellite runs are
+    /// grouped inside one bucket, so a run longer than this comes out in pieces.
+    pub bucket_secs: i64,
 }
 
 impl Default for LinkRule {
     fn default() -> Self {
         LinkRule {
-            weight_time: 0.4,
-            weight_space: 0.3,
-            weight_participants: 0.3,
-            threshold: 0.65,
             window_secs: 3600,
-            space_same_system: 1.0,
-            space_adjacent: 0.7,
-            space_same_constellation: 0.5,
-            space_same_region: 0.3,
-            share_character: 1.0,
-            share_corporation: 0.5,
-            share_alliance: 0.3,
-            require_shared_participant: true,
+            same_system_secs: 1200,
+            gate_jumps: 2,
+            adjacent_secs: 480,
+            adjacent_min_characters: 2,
+            adjacent_anyone_secs: 450,
+            satellite_secs: 450,
+            bucket_secs: 3150,
         }
     }
 }
@@ -146,100 +153,101 @@ impl LinkRecord {
     }
 }
 
+/// How many elements two sorted slices share, counting no further than `enough`.
+pub(crate) fn shared_count(a: &[i64], b: &[i64], enough: usize) -> usize {
+    let (mut i, mut j, mut n) = (0, 0, 0);
+    while i < a.len() && j < b.len() && n < enough {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                n += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    n
+}
+
+/// True when `b` is at most `jumps` stargate jumps from `a` (and not `a` itself).
+pub fn within_jumps(universe: &Universe, a: i64, b: i64, jumps: usize) -> bool {
+    match jumps {
+        0 => false,
+        1 => universe.are_adjacent(a, b),
+        2 => {
+            universe.are_adjacent(a, b)
+                || intersects(universe.neighbours(a), universe.neighbours(b))
+        }
+        _ => a != b && systems_within(universe, a, jumps).binary_search(&b).is_ok(),
+    }
+}
+
+/// Every system at most `jumps` stargate jumps from `from`, `from` included, sorted.
+pub fn systems_within(universe: &Universe, from: i64, jumps: usize) -> Vec<i64> {
+    let mut seen = vec![from];
+    let mut frontier = vec![from];
+    for _ in 0..jumps {
+        let mut next = Vec::new();
+        for s in frontier {
+            for &n in universe.neighbours(s) {
+                if !seen.contains(&n) {
+                    seen.push(n);
+                    next.push(n);
+                }
+            }
+        }
+        frontier = next;
+    }
+    seen.sort_unstable();
+    seen
+}
+
 impl LinkRule {
-    /// Spatial proximity `S` of two killmails.
-    pub fn spatial(&self, a: &LinkRecord, b: &LinkRecord, universe: &Universe) -> f64 {
-        if a.system == b.system {
-            self.space_same_system
-        } else if universe.are_adjacent(a.system, b.system) {
-            self.space_adjacent
-        } else if a.constellation == b.constellation && a.constellation != 0 {
-            self.space_same_constellation
-        } else if a.region == b.region {
-            self.space_same_region
-        } else {
-            0.0
-        }
-    }
-
-    /// Temporal proximity `T` for a time difference in seconds.
-    pub fn temporal(&self, dt: i64) -> f64 {
-        (1.0 - dt.abs() as f64 / self.window_secs as f64).max(0.0)
-    }
-
-    /// Participant overlap `P` of two killmails.
-    pub fn participants(&self, a: &LinkRecord, b: &LinkRecord) -> f64 {
-        if intersects(&a.characters, &b.characters) {
-            self.share_character
-        } else if intersects(&a.corporations, &b.corporations) {
-            self.share_corporation
-        } else if intersects(&a.alliances, &b.alliances) {
-            self.share_alliance
-        } else {
-            0.0
-        }
-    }
-
-    /// The full proximity score (0 when spatially unrelated, or when no one is shared and the
-    /// rule requires someone shared).
-    pub fn score(&self, a: &LinkRecord, b: &LinkRecord, universe: &Universe) -> f64 {
-        let s = self.spatial(a, b, universe);
-        let p = self.participants(a, b);
-        if s <= 0.0 || (p <= 0.0 && self.require_shared_participant) {
-            return 0.0;
-        }
-        self.weight_time * self.temporal(a.time - b.time)
-            + self.weight_space * s
-            + self.weight_participants * p
-    }
-
     /// True when two killmails share anyone (character, player corporation or alliance).
     pub fn share_anyone(&self, a: &LinkRecord, b: &LinkRecord) -> bool {
-        self.participants(a, b) > 0.0
+        intersects(&a.characters, &b.characters)
+            || intersects(&a.corporations, &b.corporations)
+            || intersects(&a.alliances, &b.alliances)
     }
 
-    /// Whether two linker killmails are linked. Equivalent to `score >= threshold` (with `S > 0`),
-    /// but checks the participant sets only as far as the time and place leave undecided.
+    /// Whether two linker killmails are linked (see the module doc).
     pub fn links(&self, a: &LinkRecord, b: &LinkRecord, universe: &Universe) -> bool {
         let dt = (a.time - b.time).abs();
-        if dt > self.window_secs {
-            return false;
+        if a.system == b.system {
+            dt <= self.same_system_secs && self.share_anyone(a, b)
+        } else if dt > self.adjacent_secs.max(self.adjacent_anyone_secs)
+            || !within_jumps(universe, a.system, b.system, self.gate_jumps)
+        {
+            false
+        } else if dt <= self.adjacent_anyone_secs && self.share_anyone(a, b) {
+            true
+        } else {
+            dt <= self.adjacent_secs
+                && shared_count(&a.characters, &b.characters, self.adjacent_min_characters)
+                    >= self.adjacent_min_characters
         }
-        let s = self.spatial(a, b, universe);
-        if s <= 0.0 {
-            return false;
-        }
-        let base = self.weight_time * self.temporal(dt) + self.weight_space * s;
-        if base >= self.threshold && !self.require_shared_participant {
-            return true;
-        }
-        let reaches = |p: f64| base + self.weight_participants * p >= self.threshold;
-        (reaches(self.share_character) && intersects(&a.characters, &b.characters))
-            || (reaches(self.share_corporation) && intersects(&a.corporations, &b.corporations))
-            || (reaches(self.share_alliance) && intersects(&a.alliances, &b.alliances))
     }
 
     /// The largest time difference at which any two killmails can still link (at most the
-    /// window). The engine's time buckets are this wide.
+    /// window).
     pub fn max_link_secs(&self) -> i64 {
-        let best = self.weight_space * self.space_same_system
-            + self.weight_participants
-                * self
-                    .share_character
-                    .max(self.share_corporation)
-                    .max(self.share_alliance);
-        let t_min = ((self.threshold - best) / self.weight_time).max(0.0);
-        (((1.0 - t_min) * self.window_secs as f64).round() as i64).clamp(1, self.window_secs)
+        self.same_system_secs
+            .max(self.adjacent_secs)
+            .max(self.adjacent_anyone_secs)
+            .clamp(1, self.window_secs.max(1))
     }
 
-    /// How far in time a satellite looks for a battle to join (same system only): the gap at
-    /// which two killmails in one system link without sharing anyone (7.5 min by default), at
-    /// least one minute.
+    /// The width of the engine's time buckets: [`LinkRule::bucket_secs`], at least the longest
+    /// link, so that linked killmails are in the same or consecutive buckets.
+    pub fn bucket_width(&self) -> i64 {
+        self.bucket_secs.max(self.max_link_secs())
+    }
+
+    /// How far in time a satellite looks for a battle to join (same system only), at least one
+    /// second and at most the window.
     pub fn satellite_window(&self) -> i64 {
-        let t_min = ((self.threshold - self.weight_space * self.space_same_system)
-            / self.weight_time)
-            .clamp(0.0, 1.0);
-        (((1.0 - t_min) * self.window_secs as f64).round() as i64).max(60)
+        self.satellite_secs.clamp(1, self.window_secs.max(1))
     }
 }
 
@@ -265,52 +273,88 @@ mod tests {
     }
 
     #[test]
-    fn default_windows_follow_from_weights() {
+    fn default_windows() {
         let r = LinkRule::default();
         assert_eq!(r.satellite_window(), 450);
-        assert_eq!(r.max_link_secs(), 3150);
+        assert_eq!(r.max_link_secs(), 1200);
+        assert_eq!(r.bucket_width(), 3150);
+        let partial: LinkRule = serde_json::from_str(r#"{"adjacent_secs": 600}"#).unwrap();
+        assert_eq!(partial.adjacent_secs, 600);
+        assert_eq!(partial.same_system_secs, r.same_system_secs);
     }
 
     #[test]
-    fn links_agrees_with_score_threshold() {
+    fn same_system_links_on_anyone_shared_within_twenty_minutes() {
         let u = Universe::embedded();
         let r = LinkRule::default();
-        let systems = [30000142, 30000144, 30000145, 30000139, 30002187, 30001046];
-        let mut n = 0;
-        for (i, &sa) in systems.iter().enumerate() {
-            for &sb in &systems[i..] {
-                for dt in [
-                    0, 100, 449, 450, 451, 900, 1300, 1800, 2340, 3150, 3151, 4000,
-                ] {
-                    for shared in [false, true] {
-                        let a = rec(1, 0, sa, &[10, 11]);
-                        let b = rec(2, dt, sb, if shared { &[11, 12] } else { &[12] });
-                        let by_score = r.score(&a, &b, u) >= r.threshold;
-                        assert_eq!(r.links(&a, &b, u), by_score, "{sa} {sb} {dt} {shared}");
-                        assert_eq!(r.links(&a, &b, u), r.links(&b, &a, u));
-                        n += by_score as usize;
-                    }
-                }
-            }
-        }
-        assert!(n > 10);
+        let jita = 30000142;
+        assert!(r.links(&rec(1, 0, jita, &[1]), &rec(2, 1200, jita, &[1]), u));
+        assert!(!r.links(&rec(1, 0, jita, &[1]), &rec(2, 1201, jita, &[1]), u));
+        // Strangers in one system at one time do not link.
+        assert!(!r.links(&rec(1, 0, jita, &[1]), &rec(2, 10, jita, &[2]), u));
+        // A shared alliance (or corporation) is enough in one system.
+        let mut a = rec(1, 0, jita, &[1]);
+        let mut b = rec(2, 600, jita, &[2]);
+        a.alliances = vec![99_000_001];
+        b.alliances = vec![99_000_001];
+        assert!(r.links(&a, &b, u) && r.links(&b, &a, u));
+        a.alliances.clear();
+        b.alliances.clear();
+        a.corporations = vec![98_000_001];
+        b.corporations = vec![98_000_001];
+        assert!(r.links(&a, &b, u));
     }
 
     #[test]
-    fn adjacent_strangers_do_not_link_same_system_neighbours_do() {
+    fn neighbours_need_two_pilots_within_eight_minutes_or_anyone_within_seven_and_a_half() {
         let u = Universe::embedded();
         let r = LinkRule::default();
         // Jita and Perimeter are adjacent.
-        assert!(!r.links(&rec(1, 0, 30000142, &[1]), &rec(2, 10, 30000144, &[2]), u));
-        // Strangers in one system at one time: not by default, yes without the requirement.
-        assert!(!r.links(&rec(1, 0, 30000142, &[1]), &rec(2, 300, 30000142, &[2]), u));
-        let loose = LinkRule {
-            require_shared_participant: false,
-            ..LinkRule::default()
-        };
-        assert!(loose.links(&rec(1, 0, 30000142, &[1]), &rec(2, 300, 30000142, &[2]), u));
-        assert!(r.links(&rec(1, 0, 30000142, &[1]), &rec(2, 1200, 30000144, &[1]), u));
-        // Different regions, not adjacent: never.
-        assert!(!r.links(&rec(1, 0, 30000142, &[1]), &rec(2, 0, 30001046, &[1]), u));
+        let (jita, perimeter) = (30000142, 30000144);
+        assert!(u.are_adjacent(jita, perimeter));
+        let two = |id, t, sys| rec(id, t, sys, &[1, 2, 3]);
+        assert!(r.links(&two(1, 0, jita), &two(2, 480, perimeter), u));
+        assert!(!r.links(&two(1, 0, jita), &two(2, 481, perimeter), u));
+        // One shared pilot, or only an alliance, across a gate: within 7.5 minutes only.
+        let one = |t| rec(2, t, perimeter, &[2, 9]);
+        assert!(r.links(&rec(1, 0, jita, &[1, 2]), &one(450), u));
+        assert!(!r.links(&rec(1, 0, jita, &[1, 2]), &one(451), u));
+        let mut a = rec(1, 0, jita, &[1]);
+        let mut b = rec(2, 200, perimeter, &[2]);
+        a.alliances = vec![99_000_001];
+        b.alliances = vec![99_000_001];
+        assert!(r.links(&a, &b, u));
+        b.time = 451;
+        assert!(!r.links(&a, &b, u));
+        // Strangers across a gate never link.
+        assert!(!r.links(&rec(1, 0, jita, &[1]), &rec(2, 10, perimeter, &[2]), u));
+    }
+
+    #[test]
+    fn two_jumps_link_three_jumps_never() {
+        let u = Universe::embedded();
+        let r = LinkRule::default();
+        let jita = 30000142;
+        let near = systems_within(u, jita, 2);
+        let far = systems_within(u, jita, 3);
+        let two_jumps = *near
+            .iter()
+            .find(|s| !u.are_adjacent(jita, **s) && **s != jita)
+            .unwrap();
+        let three_jumps = *far.iter().find(|s| !near.contains(s)).unwrap();
+        assert!(within_jumps(u, jita, two_jumps, 2) && !within_jumps(u, jita, two_jumps, 1));
+        assert!(within_jumps(u, jita, three_jumps, 3) && !within_jumps(u, jita, three_jumps, 2));
+        let pilots = |id, t, sys| rec(id, t, sys, &[1, 2, 3]);
+        assert!(r.links(&pilots(1, 0, jita), &pilots(2, 60, two_jumps), u));
+        assert!(!r.links(&pilots(1, 0, jita), &pilots(2, 60, three_jumps), u));
+        // Different regions, far apart: never, whoever is shared.
+        assert!(!r.links(&pilots(1, 0, jita), &pilots(2, 0, 30001046), u));
+    }
+
+    #[test]
+    fn shared_count_stops_at_enough() {
+        assert_eq!(shared_count(&[1, 2, 3, 4], &[2, 3, 4], 2), 2);
+        assert_eq!(shared_count(&[1, 2, 3, 4], &[2, 3, 4], 9), 3);
+        assert_eq!(shared_count(&[1, 5], &[2, 3, 4], 2), 0);
     }
 }

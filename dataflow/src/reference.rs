@@ -3,13 +3,15 @@
 //! against it on random histories, so it shares **no rule code** with the engine: it does not
 //! call `cell`, `link`, `graph`, `engine`, `resident`, `summarize` or `sides`, nor any method of
 //! [`LinkRule`], [`EngineConfig`] or [`Killmail`]. It reads only plain data: killmail fields,
-//! the fields (weights, levels, threshold, window) of the configuration, [`Universe`] data
+//! the fields (windows, jumps, character counts) of the configuration, [`Universe`] data
 //! (stargate adjacency), and it builds [`BattleReport`]s; [`battle_id`] is the id's definition.
 //!
 //! How it works, all in O(n²):
 //!
-//! 1. Every pair of linker killmails is scored (`0.4·T + 0.3·S + 0.3·P`, the spec's rule with
-//!    the configured weights) and linked pairs are joined into components.
+//! 1. Every pair of linker killmails is tested by the local rule (same system within 20 minutes
+//!    sharing anyone; up to two jumps apart within 7.5 minutes sharing anyone or 8 minutes
+//!    sharing two characters; with the configured values) and linked pairs are joined into
+//!    components.
 //! 2. Each satellite joins the nearest linker of its system within the satellite window that
 //!    shares someone with it, preferring a linker where the satellite's victim appears.
 //! 3. Satellites that joined nothing form runs (same system, within the window, a shared
@@ -18,9 +20,8 @@
 //!    again here as a plain linear scan, giving the engine's sides), totals, statistics and
 //!    the outcome. Sums are accumulated in `i128` and saturated into the report's `i64` fields.
 //!
-//! The windows the rule implies (the satellite window and the longest link, which is the width
-//! of the engine's buckets and so of where satellite runs are cut) are derived here from the
-//! weights again, rounded to whole seconds.
+//! The satellite window and the bucket width (where satellite runs are cut) are read from the
+//! configuration's fields and bounded here again.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
@@ -73,7 +74,6 @@ struct Who {
     time: i64,
     id: KillmailId,
     system: i64,
-    constellation: i64,
     region: i64,
     /// Not a fight between players: no player attacker, a pod, or a loss that is not a ship.
     satellite: bool,
@@ -92,7 +92,6 @@ impl Who {
             time: km.killmail_time.timestamp(),
             id: km.killmail_id,
             system: km.solar_system_id,
-            constellation: km.constellation_id,
             region: km.region_id,
             satellite: is_satellite(km),
             victim_character: km.victim.character_id,
@@ -141,80 +140,72 @@ fn share(a: &BTreeSet<i64>, b: &BTreeSet<i64>) -> bool {
 // The link score.
 // ---------------------------------------------------------------------------------------------
 
-/// `S`: same system, stargate neighbours, same (known) constellation, same region, else 0.
-fn place_term(rule: &LinkRule, a: &Who, b: &Who, universe: &Universe) -> f64 {
-    if a.system == b.system {
-        rule.space_same_system
-    } else if universe.neighbours(a.system).contains(&b.system) {
-        rule.space_adjacent
-    } else if a.constellation != 0 && a.constellation == b.constellation {
-        rule.space_same_constellation
-    } else if a.region == b.region {
-        rule.space_same_region
-    } else {
-        0.0
+/// Someone (a character, a player corporation or an alliance) is on both killmails.
+fn share_anyone(a: &Who, b: &Who) -> bool {
+    share(&a.characters, &b.characters)
+        || share(&a.corporations, &b.corporations)
+        || share(&a.alliances, &b.alliances)
+}
+
+/// Characters on both killmails.
+fn characters_in_common(a: &Who, b: &Who) -> usize {
+    a.characters.intersection(&b.characters).count()
+}
+
+/// Stargate jumps between two systems by breadth-first search, if at most `limit`.
+fn jumps_apart(universe: &Universe, from: i64, to: i64, limit: usize) -> Option<usize> {
+    let mut seen = BTreeSet::from([from]);
+    let mut frontier = vec![from];
+    for distance in 0..=limit {
+        if frontier.contains(&to) {
+            return Some(distance);
+        }
+        let mut next = Vec::new();
+        for system in frontier {
+            for &n in universe.neighbours(system) {
+                if seen.insert(n) {
+                    next.push(n);
+                }
+            }
+        }
+        frontier = next;
     }
+    None
 }
 
-/// `P`: the closest tie two killmails share: a character, else a corporation, else an alliance.
-fn people_term(rule: &LinkRule, a: &Who, b: &Who) -> f64 {
-    if share(&a.characters, &b.characters) {
-        rule.share_character
-    } else if share(&a.corporations, &b.corporations) {
-        rule.share_corporation
-    } else if share(&a.alliances, &b.alliances) {
-        rule.share_alliance
-    } else {
-        0.0
-    }
-}
-
-/// `T`: linear decay over the window.
-fn time_term(rule: &LinkRule, seconds_apart: i64) -> f64 {
-    (1.0 - seconds_apart as f64 / rule.window_secs as f64).max(0.0)
-}
-
-/// Two linkers are linked when they are within the window, somewhere related, share someone
-/// (when the rule asks for it) and score at least the threshold.
+/// The rule written out from its fields: the same system within `same_system_secs` sharing
+/// anyone; systems 1 to `gate_jumps` jumps apart within `adjacent_anyone_secs` sharing anyone,
+/// or within `adjacent_secs` sharing at least `adjacent_min_characters` characters; nothing
+/// else (no constellation or region links).
 fn linked(rule: &LinkRule, a: &Who, b: &Who, universe: &Universe) -> bool {
     let apart = (a.time - b.time).abs();
-    if apart > rule.window_secs {
-        return false;
+    if a.system == b.system {
+        return apart <= rule.same_system_secs && share_anyone(a, b);
     }
-    let place = place_term(rule, a, b, universe);
-    let people = people_term(rule, a, b);
-    if place <= 0.0 || (rule.require_shared_participant && people <= 0.0) {
-        return false;
+    match jumps_apart(universe, a.system, b.system, rule.gate_jumps) {
+        Some(jumps) if jumps >= 1 => {}
+        _ => return false,
     }
-    let score = rule.weight_time * time_term(rule, apart)
-        + rule.weight_space * place
-        + rule.weight_participants * people;
-    score >= rule.threshold
+    (apart <= rule.adjacent_anyone_secs && share_anyone(a, b))
+        || (apart <= rule.adjacent_secs
+            && characters_in_common(a, b) >= rule.adjacent_min_characters)
 }
 
-/// Seconds apart at which `T` still lets `rest` (the other terms) reach the threshold, rounded
-/// to a whole second: `window · (w_time + rest − threshold) / w_time`, within `0..=window`.
-fn reach_secs(rule: &LinkRule, rest: f64) -> i64 {
-    let fraction = (rule.weight_time + rest - rule.threshold) / rule.weight_time;
-    (fraction.clamp(0.0, 1.0) * rule.window_secs as f64).round() as i64
-}
-
-/// How far in time a satellite looks for a fight in its system: the gap at which two killmails
-/// of one system still link on time and place alone; at least one minute.
+/// How far in time a satellite looks for a fight in its system: `satellite_secs`, within one
+/// second and the window.
 fn satellite_window_secs(rule: &LinkRule) -> i64 {
-    reach_secs(rule, rule.weight_space * rule.space_same_system).max(60)
+    rule.satellite_secs.clamp(1, rule.window_secs.max(1))
 }
 
-/// The longest gap at which any two killmails can link (the engine's bucket width); at least a
-/// second.
-fn longest_link_secs(rule: &LinkRule) -> i64 {
-    let closest_people = rule
-        .share_character
-        .max(rule.share_corporation)
-        .max(rule.share_alliance);
-    let best_rest =
-        rule.weight_space * rule.space_same_system + rule.weight_participants * closest_people;
-    reach_secs(rule, best_rest).max(1)
+/// The width of the engine's buckets, which satellite runs do not cross: `bucket_secs`, at
+/// least the longest gap at which two killmails can link.
+fn bucket_secs(rule: &LinkRule) -> i64 {
+    let longest = rule
+        .same_system_secs
+        .max(rule.adjacent_secs)
+        .max(rule.adjacent_anyone_secs)
+        .clamp(1, rule.window_secs.max(1));
+    rule.bucket_secs.max(longest)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -276,12 +267,12 @@ fn battle_groups(who: &[Who], rule: &LinkRule, universe: &Universe) -> Vec<Vec<u
     let window = satellite_window_secs(rule);
     let mut loose = Vec::new();
     for s in (0..who.len()).filter(|&i| who[i].satellite) {
-        match nearest_fight_killmail(who, &linkers, s, rule, window) {
+        match nearest_fight_killmail(who, &linkers, s, window) {
             Some(linker) => fights[fight_of[&linker]].push(s),
             None => loose.push(s),
         }
     }
-    fights.extend(satellite_runs(who, &loose, window, longest_link_secs(rule)));
+    fights.extend(satellite_runs(who, &loose, window, bucket_secs(rule)));
     fights
 }
 
@@ -291,7 +282,6 @@ fn nearest_fight_killmail(
     who: &[Who],
     linkers: &[usize],
     satellite: usize,
-    rule: &LinkRule,
     window: i64,
 ) -> Option<usize> {
     let sat = &who[satellite];
@@ -302,7 +292,7 @@ fn nearest_fight_killmail(
             let linker = &who[l];
             linker.system == sat.system
                 && (linker.time - sat.time).abs() <= window
-                && people_term(rule, linker, sat) > 0.0
+                && share_anyone(linker, sat)
         })
         .min_by_key(|&l| {
             let linker = &who[l];

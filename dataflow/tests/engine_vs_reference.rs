@@ -135,7 +135,7 @@ fn a_spam_run_is_one_battle_and_glues_no_fights() {
     let u = battles_dataflow::Universe::embedded();
     let jita = u.system(30000142).unwrap();
     let rule = battles_dataflow::LinkRule::default();
-    let width = rule.max_link_secs();
+    let width = rule.bucket_width();
     // Start just after a satellite-bucket boundary so the 25 minutes fall in one bucket.
     let base = 1_740_787_200i64;
     let start = (base / width + 1) * width + rule.satellite_window() + 60;

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use clap::Args;
 
 use crate::generate::output::write_to_dir;
-use crate::generate::GeneratorConfig;
+use crate::generate::{Density, GeneratorConfig};
 
 /// Arguments of `battles generate`.
 #[derive(Debug, Args)]
@@ -32,6 +32,11 @@ pub struct GenerateArgs {
     /// Volume multiplier: 1.0 is about 1,500 killmails a day, 10 about real EVE volume.
     #[arg(long, default_value_t = 1.0)]
     pub scale: f64,
+    /// How busy the universe is: `sparse` (fights far apart) or `real` (ten times the volume,
+    /// concurrent fights of the same coalitions per region, roaming gangs and ganks beside
+    /// them).
+    #[arg(long, value_enum, default_value_t = Density::Sparse)]
+    pub density: Density,
     /// Write `killmails.jsonl.gz` instead of `killmails.jsonl`.
     #[arg(long)]
     pub gzip: bool,
@@ -53,6 +58,7 @@ impl GenerateArgs {
             days: self.days,
             start,
             scale: self.scale,
+            density: self.density,
         })
     }
 }

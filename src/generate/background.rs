@@ -1,6 +1,8 @@
 //! Killmails that belong to no battle: solo and small-gang kills, high-sec ganks, rats killing
 //! players, roaming gangs, and the occasional spam run (one pilot killing dozens of
-//! deployables). Each background event is its own true battle (with the pod that may follow).
+//! deployables). Each background event is its own true battle (with the pod that may follow);
+//! a roaming gang's kills in the systems it passes through, minutes apart, are separate
+//! engagements and so separate true battles.
 //! Events can be placed near a running fight (an adjacent system, the same constellation) but
 //! always with pilots whose alliances are not in that fight.
 
@@ -319,4 +321,115 @@ pub fn spam_run(world: &World, rng: &mut impl Rng, at: &Placement<'_>) -> Vec<Dr
             )
         })
         .collect()
+}
+
+/// Time between two kills of a roaming gang, in seconds.
+const ROAM_GAP_SECS: std::ops::RangeInclusive<i64> = 600..=1500;
+
+/// A roaming gang of 5 to 15 pilots flying through gates and killing one outsider in each system
+/// it passes, 10 to 25 minutes apart; the gang's `battles.len()` kills are one true battle each
+/// (with the pod that may follow). `at.system` is where the gang starts.
+pub fn roaming_gang(
+    world: &World,
+    rng: &mut impl Rng,
+    at: &Placement<'_>,
+    battles: &[TrueBattleId],
+) -> Vec<Draft> {
+    use ShipClass::*;
+    let geo = &world.geo;
+    let start = at
+        .system
+        .unwrap_or_else(|| geo.random_in(pick_space(rng, &[(Space::Null, 0.7)]), rng));
+    let leader = outsider(world, rng, at.excluded_alliances);
+    let size = rng.random_range(5..=15);
+    let gang_pilots = gang(world, rng, leader, size);
+    let gang_ships = players(
+        rng,
+        &gang_pilots,
+        &[
+            HeavyAssaultCruiser,
+            Interceptor,
+            Cruiser,
+            Logistics,
+            Interdictor,
+        ],
+    );
+    let path = geo.walk(start, battles.len().saturating_sub(1), rng);
+    let mut time = at.time;
+    let mut out = Vec::new();
+    for (&battle, &system) in battles.iter().zip(&path) {
+        let mut victim = outsider(world, rng, at.excluded_alliances);
+        for _ in 0..10 {
+            if !gang_pilots.contains(&victim) {
+                break;
+            }
+            victim = outsider(world, rng, at.excluded_alliances);
+        }
+        let n = rng.random_range(gang_ships.len().div_ceil(2)..=gang_ships.len());
+        let attackers: Vec<Shooter> = gang_ships.choose_multiple(rng, n).copied().collect();
+        let ship = hull(rng, &[Cruiser, Frigate, Hauler, Battleship, CovertOps]);
+        out.extend(kill_and_pod(
+            world, rng, battle, time, system, victim, ship, attackers,
+        ));
+        time += rng.random_range(ROAM_GAP_SECS);
+    }
+    out
+}
+
+/// A ship kill of `victim` in `system` at `time` and, half of the time, its pod seconds later:
+/// one background battle.
+#[allow(clippy::too_many_arguments)]
+fn kill_and_pod(
+    world: &World,
+    rng: &mut impl Rng,
+    battle: TrueBattleId,
+    time: i64,
+    system: i64,
+    victim: PilotIx,
+    ship: (ShipClass, i64),
+    attackers: Vec<Shooter>,
+) -> Vec<Draft> {
+    let side = |p: PilotIx| if p == victim { Side::B } else { Side::A };
+    let loss = Loss {
+        time,
+        system,
+        victim: Loser::Pilot {
+            pilot: victim,
+            class: ship.0,
+            ship: ship.1,
+        },
+        attackers: attackers.clone(),
+    };
+    let mut out = vec![Draft::new(
+        world,
+        rng,
+        &loss,
+        battle,
+        BattleKind::Background,
+        KillKind::Ship,
+        side,
+    )];
+    if rng.random_bool(0.5) {
+        let n = rng.random_range(1..=attackers.len().min(3));
+        let pod = Loss {
+            time: time + rng.random_range(3..40),
+            system,
+            victim: Loser::Pilot {
+                pilot: victim,
+                class: ShipClass::Capsule,
+                ship: CAPSULE,
+            },
+            attackers: attackers.choose_multiple(rng, n).copied().collect(),
+        };
+        out.push(Draft::new(
+            world,
+            rng,
+            &pod,
+            battle,
+            BattleKind::Background,
+            KillKind::Pod,
+            side,
+        ));
+    }
+    out
 }

@@ -1,6 +1,8 @@
 //! One fight between two hostile coalitions (and sometimes a third party): heavy-tailed size,
 //! duration growing with size, waves of kills, fleets with doctrines, moves through stargates,
-//! pods after ship kills, the odd awox, sentry-gun kill, structure or deployable loss.
+//! pods after ship kills, the odd awox, sentry-gun kill, structure or deployable loss. A
+//! [`Staging`] lets a caller set the coalitions and the place, keep the fight away from other
+//! fights, and bring in pilots who reshipped after dying in another fight (see `theatre.rs`).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -23,6 +25,10 @@ pub struct FightWindow {
     pub systems: Vec<i64>,
     /// Alliance indices on any side.
     pub alliances: BTreeSet<usize>,
+    /// Pilots of sides A and B who lost a ship, in the order they first died.
+    pub dead: Vec<(PilotIx, Side)>,
+    /// Every pilot of the fight.
+    pub pilots: HashSet<PilotIx>,
 }
 
 /// Ship kills (pods not counted) of a fight: Pareto with minimum 2 and tail index 1, so most
@@ -119,11 +125,19 @@ impl Doctrine {
     }
 }
 
-/// Picks `n` pilots of the given alliances (all of them if fewer) in a deterministic order.
-fn enlist(world: &World, rng: &mut impl Rng, alliances: &[usize], n: usize) -> Vec<PilotIx> {
+/// Picks `n` pilots of the given alliances who are not `busy` (all of them if fewer) in a
+/// deterministic order.
+fn enlist(
+    world: &World,
+    rng: &mut impl Rng,
+    alliances: &[usize],
+    n: usize,
+    busy: &HashSet<PilotIx>,
+) -> Vec<PilotIx> {
     let pool: Vec<PilotIx> = alliances
         .iter()
         .flat_map(|&a| world.pop.alliances[a].pilots.iter().copied())
+        .filter(|p| !busy.contains(p))
         .collect();
     pool.choose_multiple(rng, n.min(pool.len()))
         .copied()
@@ -140,6 +154,20 @@ fn contingent(world: &World, rng: &mut impl Rng, coalition: usize, kills: usize)
     members
 }
 
+/// Who fights where, when the caller decides it.
+#[derive(Clone, Debug, Default)]
+pub struct Staging {
+    /// Coalitions of side A (the attacker) and side B (the defender).
+    pub coalitions: (usize, usize),
+    pub first_system: i64,
+    /// Systems the fight never enters (those near other fights).
+    pub avoid: BTreeSet<i64>,
+    /// Pilots busy in other fights: not enlisted.
+    pub busy: HashSet<PilotIx>,
+    /// Pilots who died in another fight, reshipped and join this one on the same side.
+    pub movers: Vec<(PilotIx, Side)>,
+}
+
 /// The inputs of one fight.
 pub struct FightPlan {
     pub battle: TrueBattleId,
@@ -147,6 +175,43 @@ pub struct FightPlan {
     pub start: i64,
     /// Ship kills (pods come on top).
     pub kills: usize,
+    /// `None`: random coalitions in a random place.
+    pub staging: Option<Staging>,
+    /// Systems near other fights of the same hours: this fight neither starts nor goes there
+    /// (two fights in one place at one time would be one battle).
+    pub keep_out: BTreeSet<i64>,
+}
+
+/// `system` if it is outside `avoid`, else a random system of the same security band outside
+/// it (or `system` after twenty tries).
+fn away_from(world: &World, rng: &mut impl Rng, system: i64, avoid: &BTreeSet<i64>) -> i64 {
+    let space = world.geo.space(system);
+    let mut s = system;
+    for _ in 0..20 {
+        if !avoid.contains(&s) {
+            return s;
+        }
+        s = world.geo.random_in(space, rng);
+    }
+    s
+}
+
+/// A random gate neighbour of `system` outside `avoid`.
+fn neighbour_outside(
+    world: &World,
+    system: i64,
+    avoid: &BTreeSet<i64>,
+    rng: &mut impl Rng,
+) -> Option<i64> {
+    let options: Vec<i64> = world
+        .geo
+        .universe
+        .neighbours(system)
+        .iter()
+        .copied()
+        .filter(|s| !avoid.contains(s))
+        .collect();
+    options.choose(rng).copied()
 }
 
 /// Generates the killmails of one fight.
@@ -155,8 +220,15 @@ pub fn fight(world: &World, rng: &mut impl Rng, plan: &FightPlan) -> (Vec<Draft>
     let geo = &world.geo;
     let kills = plan.kills;
     let coalitions = pop.coalitions.len();
-    let ca = rng.random_range(0..coalitions);
-    let cb = (ca + rng.random_range(1..coalitions)) % coalitions;
+    let mut staging = plan.staging.clone().unwrap_or_default();
+    staging.avoid.extend(plan.keep_out.iter().copied());
+    let (ca, cb) = match &plan.staging {
+        Some(s) => s.coalitions,
+        None => {
+            let ca = rng.random_range(0..coalitions);
+            (ca, (ca + rng.random_range(1..coalitions)) % coalitions)
+        }
+    };
 
     // Where: mostly in the defender's (b's) space, sometimes the attacker's, low-sec, a wormhole.
     let theatre: f64 = rng.random();
@@ -165,7 +237,9 @@ pub fn fight(world: &World, rng: &mut impl Rng, plan: &FightPlan) -> (Vec<Draft>
         let region = *regions.choose(rng).expect("coalitions have homes");
         geo.random_in_region(region, rng)
     };
-    let first_system = if theatre < 0.55 {
+    let first_system = if plan.staging.is_some() {
+        staging.first_system
+    } else if theatre < 0.55 {
         home(cb, rng)
     } else if theatre < 0.70 {
         home(ca, rng)
@@ -175,6 +249,11 @@ pub fn fight(world: &World, rng: &mut impl Rng, plan: &FightPlan) -> (Vec<Draft>
         geo.random_in(Space::Wormhole, rng)
     } else {
         geo.random_in(Space::Null, rng)
+    };
+    let first_system = if plan.staging.is_some() {
+        first_system
+    } else {
+        away_from(world, rng, first_system, &staging.avoid)
     };
     let space = geo.space(first_system);
 
@@ -198,6 +277,7 @@ pub fn fight(world: &World, rng: &mut impl Rng, plan: &FightPlan) -> (Vec<Draft>
         .npc_corp_pilots
         .choose_multiple(rng, npc_a + npc_b)
         .copied()
+        .filter(|p| !staging.busy.contains(p))
         .collect();
     let mut alliances = BTreeSet::new();
     let mut fleets = Vec::new();
@@ -207,8 +287,21 @@ pub fn fight(world: &World, rng: &mut impl Rng, plan: &FightPlan) -> (Vec<Draft>
     ] {
         let members = contingent(world, rng, coalition, kills);
         alliances.extend(members.iter().copied());
-        let mut pilots = enlist(world, rng, &members, n.saturating_sub(npc.len()).max(1));
+        let mut pilots = enlist(
+            world,
+            rng,
+            &members,
+            n.saturating_sub(npc.len()).max(1),
+            &staging.busy,
+        );
         pilots.extend_from_slice(npc);
+        let movers: Vec<PilotIx> = staging
+            .movers
+            .iter()
+            .filter(|(p, s)| *s == side && !pilots.contains(p))
+            .map(|(p, _)| *p)
+            .collect();
+        pilots.extend(movers);
         fleets.push(Fleet {
             side,
             pilots,
@@ -232,7 +325,7 @@ pub fn fight(world: &World, rng: &mut impl Rng, plan: &FightPlan) -> (Vec<Draft>
         };
         alliances.extend(members.iter().copied());
         let n = ((total as f64 * rng.random_range(0.08..0.25)).round() as usize).max(3);
-        let pilots = enlist(world, rng, &members, n);
+        let pilots = enlist(world, rng, &members, n, &staging.busy);
         fleets.push(Fleet {
             side: Side::Third,
             pilots,
@@ -261,7 +354,7 @@ pub fn fight(world: &World, rng: &mut impl Rng, plan: &FightPlan) -> (Vec<Draft>
             let next = if path.len() >= 2 && rng.random_bool(0.25) {
                 path[path.len() - 2]
             } else {
-                geo.random_neighbour(cur, rng).unwrap_or(cur)
+                neighbour_outside(world, cur, &staging.avoid, rng).unwrap_or(cur)
             };
             path.push(next);
         }
@@ -289,6 +382,7 @@ pub fn fight(world: &World, rng: &mut impl Rng, plan: &FightPlan) -> (Vec<Draft>
 
     let mut drafts = Vec::with_capacity(kills * 3 / 2);
     let mut dead: HashSet<PilotIx> = HashSet::new();
+    let mut died: Vec<(PilotIx, Side)> = Vec::new();
     let mut ctx = KillCtx {
         world,
         battle: plan.battle,
@@ -302,7 +396,7 @@ pub fn fight(world: &World, rng: &mut impl Rng, plan: &FightPlan) -> (Vec<Draft>
         let leg = cuts.iter().filter(|&&c| c <= f).count();
         let mut system = path[leg];
         if gated && rng.random_bool(0.04) {
-            system = geo.random_neighbour(system, rng).unwrap_or(system);
+            system = neighbour_outside(world, system, &staging.avoid, rng).unwrap_or(system);
         }
         // Which fleet loses this one.
         let loser = if third_share > 0.0 && rng.random_bool(third_share * 0.8) {
@@ -343,7 +437,11 @@ pub fn fight(world: &World, rng: &mut impl Rng, plan: &FightPlan) -> (Vec<Draft>
             }
             v = rng.random_range(0..fleet.pilots.len());
         }
-        if !dead.insert(fleet.pilots[v]) {
+        if dead.insert(fleet.pilots[v]) {
+            if fleet.side != Side::Third {
+                died.push((fleet.pilots[v], fleet.side));
+            }
+        } else {
             fleet.ships[v] = fleet.doctrine.ship(rng);
         }
         let (victim_pilot, (class, ship)) = (fleet.pilots[v], fleet.ships[v]);
@@ -416,6 +514,8 @@ pub fn fight(world: &World, rng: &mut impl Rng, plan: &FightPlan) -> (Vec<Draft>
         end: last_time,
         systems,
         alliances,
+        dead: died,
+        pilots: side_of.keys().copied().collect(),
     };
     (drafts, window)
 }

@@ -3,7 +3,7 @@
 //! stargate walks along real adjacency. Every list is sorted by id so that choices depend only
 //! on the random stream, never on hash-map order.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use battles_dataflow::universe::SolarSystem;
 use battles_dataflow::Universe;
@@ -120,6 +120,45 @@ impl Geography {
         self.universe.neighbours(system).choose(rng).copied()
     }
 
+    /// Systems at most `jumps` stargate jumps from any of `from` (`from` included).
+    pub fn within_jumps(&self, from: &[i64], jumps: usize) -> BTreeSet<i64> {
+        let mut seen: BTreeSet<i64> = from.iter().copied().collect();
+        let mut frontier: Vec<i64> = seen.iter().copied().collect();
+        for _ in 0..jumps {
+            let mut next = Vec::new();
+            for s in frontier {
+                for &n in self.universe.neighbours(s) {
+                    if seen.insert(n) {
+                        next.push(n);
+                    }
+                }
+            }
+            frontier = next;
+        }
+        seen
+    }
+
+    /// A random walk of `steps` gate jumps from `from` that never enters a system twice (it
+    /// stops early in a dead end).
+    pub fn walk(&self, from: i64, steps: usize, rng: &mut impl Rng) -> Vec<i64> {
+        let mut path = vec![from];
+        for _ in 0..steps {
+            let cur = *path.last().expect("non-empty");
+            let options: Vec<i64> = self
+                .universe
+                .neighbours(cur)
+                .iter()
+                .copied()
+                .filter(|s| !path.contains(s))
+                .collect();
+            match options.choose(rng) {
+                Some(&next) => path.push(next),
+                None => break,
+            }
+        }
+        path
+    }
+
     /// A system near `system` but not `system` itself: a gate neighbour, or another system of
     /// its constellation (wormholes have neither gates nor reachable neighbours: another
     /// wormhole of the constellation).
@@ -168,6 +207,13 @@ mod tests {
             let n = g.random_neighbour(s, &mut rng).expect("gated");
             assert!(g.universe.are_adjacent(s, n));
             assert_ne!(g.nearby(s, &mut rng), s);
+            let walk = g.walk(s, 4, &mut rng);
+            let distinct: BTreeSet<i64> = walk.iter().copied().collect();
+            assert_eq!(distinct.len(), walk.len(), "a walk never revisits");
+            assert!(walk.windows(2).all(|w| g.universe.are_adjacent(w[0], w[1])));
+            let near = g.within_jumps(&[s], 1);
+            assert!(near.contains(&s) && near.contains(&n));
+            assert!(near.len() == 1 + g.universe.neighbours(s).len());
         }
     }
 }

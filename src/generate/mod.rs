@@ -9,7 +9,8 @@
 //!
 //! Module map: [`catalog`] (ship classes and type ids), [`geography`] (real systems and gates),
 //! [`population`] (coalitions, alliances, corporations, pilots), [`fight`] (battles),
-//! [`background`] (kills that belong to no battle), [`loss`] (one loss -> one killmail),
+//! [`background`] (kills that belong to no battle), [`theatre`] (concurrent fights of the same
+//! coalitions in one region, at [`Density::Real`]), [`loss`] (one loss -> one killmail),
 //! [`schedule`] (kill times -> ids -> arrival order), [`truth`] (the ground truth).
 
 pub mod background;
@@ -21,6 +22,7 @@ mod names;
 pub mod output;
 pub mod population;
 pub mod schedule;
+pub mod theatre;
 pub mod truth;
 
 use battles_dataflow::{Killmail, Universe};
@@ -37,6 +39,30 @@ pub use self::truth::{Truth, TruthError};
 /// Killmails a day at scale 1 (real EVE is about ten times that).
 pub const KILLMAILS_PER_DAY: f64 = 1_500.0;
 
+/// How busy the generated universe is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Density {
+    /// Fights scattered over New Eden, each far from the others, few background kills beside
+    /// them: about [`KILLMAILS_PER_DAY`] killmails a day at scale 1.
+    #[default]
+    Sparse,
+    /// Real EVE at war: ten times the volume (about 15,000 killmails a day at scale 1), at least
+    /// half of them background; most fights are concurrent engagements of the same coalitions
+    /// in one region with pilots reshipping between them; roaming gangs, ganks and solo kills
+    /// beside the fights.
+    Real,
+}
+
+impl Density {
+    /// Volume multiplier of this density on top of the configured scale.
+    pub fn volume(self) -> f64 {
+        match self {
+            Density::Sparse => 1.0,
+            Density::Real => 10.0,
+        }
+    }
+}
+
 /// What to generate.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GeneratorConfig {
@@ -44,8 +70,10 @@ pub struct GeneratorConfig {
     pub days: u32,
     /// Start of the first day.
     pub start: DateTime<Utc>,
-    /// Volume multiplier: 1.0 is about [`KILLMAILS_PER_DAY`] killmails a day.
+    /// Volume multiplier: 1.0 is about [`KILLMAILS_PER_DAY`] killmails a day (times the
+    /// density's [`Density::volume`]).
     pub scale: f64,
+    pub density: Density,
 }
 
 impl Default for GeneratorConfig {
@@ -58,7 +86,15 @@ impl Default for GeneratorConfig {
                 .single()
                 .expect("valid date"),
             scale: 1.0,
+            density: Density::Sparse,
         }
+    }
+}
+
+impl GeneratorConfig {
+    /// The volume multiplier the run is generated at: scale times the density's volume.
+    pub fn volume(&self) -> f64 {
+        self.scale * self.density.volume()
     }
 }
 

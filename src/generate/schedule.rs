@@ -1,4 +1,5 @@
-//! The run as a stream: generates one day at a time (fights, spam runs, background kills),
+//! The run as a stream: generates one day at a time (fights, theatres of concurrent fights at
+//! real density, spam runs, background kills and roaming gangs),
 //! hands out killmail ids in kill-time order, delays each killmail's arrival (most by seconds, a
 //! few per cent by minutes to hours, a few by about a day) and releases killmails in arrival
 //! order as soon as nothing generated later can arrive before them. Memory holds about one day.
@@ -14,15 +15,47 @@ use rand_chacha::ChaCha8Rng;
 use super::background::{self, Placement};
 use super::fight::{self, FightPlan, FightWindow};
 use super::population::lognormal;
-use super::{Draft, GeneratedKillmail, GeneratorConfig, World, KILLMAILS_PER_DAY};
+use super::theatre::{self, Engagement};
+use super::{Density, Draft, GeneratedKillmail, GeneratorConfig, World, KILLMAILS_PER_DAY};
 
-/// Share of killmails from fights; spam runs add about 1%, background the rest.
-const FIGHT_SHARE: f64 = 0.58;
-const BACKGROUND_SHARE: f64 = 0.41;
-/// Share of background events placed next to a running fight.
-const NEAR_FIGHT: f64 = 0.12;
-/// Of those, the share in the fight's own system (genuinely ambiguous, so rare).
-const SAME_SYSTEM: f64 = 0.03;
+/// The make-up of a day at one density.
+#[derive(Clone, Copy, Debug)]
+struct DayMix {
+    /// Share of killmails from fights; spam runs add about 1%, background the rest.
+    fight_share: f64,
+    background_share: f64,
+    /// Share of background events placed next to a running fight.
+    near_fight: f64,
+    /// Of those, the share in the fight's own system.
+    same_system: f64,
+    /// Share of fight killmails fought in theatres (concurrent fights in one region).
+    theatre_share: f64,
+    /// Share of background events that are roaming gangs (several kills each).
+    roaming_share: f64,
+}
+
+impl DayMix {
+    fn of(density: Density) -> DayMix {
+        match density {
+            Density::Sparse => DayMix {
+                fight_share: 0.58,
+                background_share: 0.41,
+                near_fight: 0.12,
+                same_system: 0.03,
+                theatre_share: 0.0,
+                roaming_share: 0.0,
+            },
+            Density::Real => DayMix {
+                fight_share: 0.45,
+                background_share: 0.54,
+                near_fight: 0.25,
+                same_system: 0.15,
+                theatre_share: 0.7,
+                roaming_share: 0.08,
+            },
+        }
+    }
+}
 const DAY: i64 = 86_400;
 /// First killmail id handed out.
 const FIRST_KILLMAIL_ID: i64 = 125_000_000;
@@ -90,7 +123,7 @@ pub struct Generator {
 impl Generator {
     pub fn new(config: GeneratorConfig) -> Generator {
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-        let world = World::new(&mut rng, config.scale);
+        let world = World::new(&mut rng, config.volume());
         Generator {
             config,
             world,
@@ -138,27 +171,67 @@ impl Generator {
 
     /// Generates every event that starts on the current day.
     fn generate_day(&mut self) {
+        let mix = DayMix::of(self.config.density);
         let day_start = self.config.start.timestamp() + self.day as i64 * DAY;
-        let scale = self.config.scale.max(0.0);
-        let target = KILLMAILS_PER_DAY * scale;
-        let fight_budget = (self.day as f64 + 1.0) * target * FIGHT_SHARE;
+        let volume = self.config.volume().max(0.0);
+        let target = KILLMAILS_PER_DAY * volume;
+        let windows = self.generate_fights(&mix, day_start, target);
+        self.generate_spam_runs(day_start, volume);
+        self.generate_background(&mix, day_start, target, &windows);
+    }
+
+    /// The day's fights, lone or in theatres, up to the running fight budget.
+    fn generate_fights(&mut self, mix: &DayMix, day_start: i64, target: f64) -> Vec<FightWindow> {
+        let fight_budget = (self.day as f64 + 1.0) * target * mix.fight_share;
         // Pods come on top of ship kills: about 1.45 killmails per ship kill.
-        let cap = ((target * FIGHT_SHARE * 1.2 / 1.45) as usize).clamp(30, 3000);
+        let cap = ((target * mix.fight_share * 1.2 / 1.45) as usize).clamp(30, 3000);
         let mut windows: Vec<FightWindow> = Vec::new();
         while self.fight_killmails < fight_budget {
-            let plan = FightPlan {
-                battle: self.battle(),
-                start: day_start + self.time_of_day(),
-                kills: fight::ship_kills(&mut self.rng, cap),
+            let start = day_start + self.time_of_day();
+            let keep_out = self.near_fights_around(&windows, start);
+            let in_theatre = mix.theatre_share > 0.0 && self.rng.random_bool(mix.theatre_share);
+            let (drafts, mut new_windows) = if in_theatre {
+                let count = self.rng.random_range(2..=4);
+                let engagements: Vec<Engagement> = (0..count)
+                    .map(|_| Engagement {
+                        battle: self.battle(),
+                        kills: fight::ship_kills(&mut self.rng, cap),
+                    })
+                    .collect();
+                theatre::theatre(&self.world, &mut self.rng, start, &engagements, &keep_out)
+            } else {
+                let plan = FightPlan {
+                    battle: self.battle(),
+                    start,
+                    kills: fight::ship_kills(&mut self.rng, cap),
+                    staging: None,
+                    keep_out,
+                };
+                let (drafts, window) = fight::fight(&self.world, &mut self.rng, &plan);
+                (drafts, vec![window])
             };
-            let (drafts, window) = fight::fight(&self.world, &mut self.rng, &plan);
             self.fight_killmails += drafts.len() as f64;
-            windows.push(window);
+            windows.append(&mut new_windows);
             self.push(drafts);
         }
+        windows
+    }
 
+    /// Systems within three jumps of the fights of `windows` that run from an hour before
+    /// `start` to four hours after it: a new fight starting then stays out of them.
+    fn near_fights_around(&self, windows: &[FightWindow], start: i64) -> BTreeSet<i64> {
+        let systems: Vec<i64> = windows
+            .iter()
+            .filter(|w| w.end >= start - 3600 && w.start <= start + 4 * 3600)
+            .flat_map(|w| w.systems.iter().copied())
+            .collect();
+        self.world.geo.within_jumps(&systems, 3)
+    }
+
+    /// The day's spam runs (about 0.3 a day at scale 1).
+    fn generate_spam_runs(&mut self, day_start: i64, volume: f64) {
         let none = BTreeSet::new();
-        let spam_runs = (0.3 * scale + self.rng.random::<f64>()).floor() as usize;
+        let spam_runs = (0.3 * volume + self.rng.random::<f64>()).floor() as usize;
         for _ in 0..spam_runs {
             let at = Placement {
                 battle: self.battle(),
@@ -169,12 +242,20 @@ impl Generator {
             let drafts = background::spam_run(&self.world, &mut self.rng, &at);
             self.push(drafts);
         }
+    }
 
-        let background_target = target * BACKGROUND_SHARE;
+    /// The day's background kills and roaming gangs, some beside running fights.
+    fn generate_background(
+        &mut self,
+        mix: &DayMix,
+        day_start: i64,
+        target: f64,
+        windows: &[FightWindow],
+    ) {
+        let background_target = target * mix.background_share;
         let mut background = 0.0;
         while background < background_target {
-            let battle = self.battle();
-            let near = if !windows.is_empty() && self.rng.random_bool(NEAR_FIGHT) {
+            let near = if !windows.is_empty() && self.rng.random_bool(mix.near_fight) {
                 windows.choose(&mut self.rng)
             } else {
                 None
@@ -183,7 +264,7 @@ impl Generator {
                 Some(w) => {
                     let time = self.rng.random_range(w.start..=w.end);
                     let fight_system = *w.systems.choose(&mut self.rng).expect("non-empty");
-                    let system = if self.rng.random_bool(SAME_SYSTEM) {
+                    let system = if self.rng.random_bool(mix.same_system) {
                         fight_system
                     } else {
                         self.world.geo.nearby(fight_system, &mut self.rng)
@@ -198,13 +279,26 @@ impl Generator {
                 .filter(|w| w.start - 7200 <= time && time <= w.end + 7200)
                 .flat_map(|w| w.alliances.iter().copied())
                 .collect();
-            let at = Placement {
-                battle,
-                time,
-                system,
-                excluded_alliances: &excluded,
+            let roaming = mix.roaming_share > 0.0 && self.rng.random_bool(mix.roaming_share);
+            let drafts = if roaming {
+                let kills = self.rng.random_range(3..=6);
+                let battles: Vec<u64> = (0..kills).map(|_| self.battle()).collect();
+                let at = Placement {
+                    battle: battles[0],
+                    time,
+                    system,
+                    excluded_alliances: &excluded,
+                };
+                background::roaming_gang(&self.world, &mut self.rng, &at, &battles)
+            } else {
+                let at = Placement {
+                    battle: self.battle(),
+                    time,
+                    system,
+                    excluded_alliances: &excluded,
+                };
+                background::event(&self.world, &mut self.rng, &at)
             };
-            let drafts = background::event(&self.world, &mut self.rng, &at);
             background += drafts.len() as f64;
             self.push(drafts);
         }
