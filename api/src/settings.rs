@@ -20,8 +20,8 @@ pub struct ApiSettings {
     pub request_timeout: Duration,
     /// PostgreSQL's `statement_timeout` for the API's sessions: a query never outlives this.
     pub statement_timeout: Duration,
-    /// A filtered list counts its matches exactly up to this many; beyond it `total` is the
-    /// planner's estimate (and the response says so in `X-Total-Estimated: true`).
+    /// A filtered list whose matches the planner puts at no more than this is counted exactly;
+    /// beyond it `total` is the planner's estimate (and `X-Total-Estimated: true` says so).
     pub exact_count_limit: i64,
     /// The optional ESI names resolver.
     pub names: NameResolverSettings,
@@ -50,7 +50,7 @@ impl Default for ApiSettings {
             max_body_bytes: 64 * 1024,
             request_timeout: Duration::from_secs(10),
             statement_timeout: Duration::from_secs(5),
-            exact_count_limit: 10_000,
+            exact_count_limit: 2_000,
             names: NameResolverSettings::default(),
         }
     }

@@ -1,6 +1,7 @@
 //! `GET /api/battles/{id}/killmails`: a battle's killmails, filtered by victim `team`, sorted
 //! by time (default, ascending) or ISK destroyed (ties by killmail id), paged. Two pipelined
-//! queries: the battle's existence with the filtered count, and the page.
+//! queries: the battle's existence with the filtered count, and the page. Unfiltered, the count
+//! is the battle row's `total_killmails` (the number of its killmails, written with them).
 
 use axum::extract::{Path, RawQuery, State};
 use axum::Json;
@@ -55,6 +56,11 @@ impl Request {
             sort: q.sort("sort", &SORT_KEYS, default)?,
             paging: q.paging()?,
         })
+    }
+
+    /// True when a filter narrows the rows (the count is then computed, not read).
+    fn filtered(&self) -> bool {
+        self.team.is_some()
     }
 
     fn conditions(&self, battle: Uuid) -> Conditions {
@@ -113,6 +119,18 @@ pub async fn battle_killmails(
 
 /// The filtered killmail count, `None` when no visible battle has `id`.
 async fn filtered_count(client: &Client, request: &Request, id: Uuid) -> ApiResult<Option<i64>> {
+    if !request.filtered() {
+        let statement = client
+            .prepare_cached(
+                "SELECT coalesce(b.total_killmails, 0)::bigint FROM battles b \
+                 WHERE b.id = $1 AND b.deleted_at IS NULL",
+            )
+            .await?;
+        return Ok(client
+            .query_opt(&statement, &[&id])
+            .await?
+            .map(|r| r.get(0)));
+    }
     let mut c = request.conditions(id);
     let battle = c.bind(id);
     let sql = format!(

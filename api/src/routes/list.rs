@@ -5,9 +5,9 @@
 //! row more than it shows. `total` never counts millions of rows per request:
 //! - unfiltered or filtered by `status` only: `battle_counts`, maintained by triggers (exact);
 //! - when the page itself proves the total (the last page, or a short first one): exact;
-//! - otherwise matching rows are counted up to `exact_count_limit`; beyond that `total` is the
-//!   planner's estimate (never below the limit) and the response carries
-//!   `X-Total-Estimated: true`.
+//! - otherwise, when the planner expects at most `exact_count_limit` matches, they are counted
+//!   (exact); when it expects more, or the count reaches the limit, `total` is the planner's
+//!   estimate and the response carries `X-Total-Estimated: true`.
 
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderValue;
@@ -266,8 +266,16 @@ async fn maintained_count(client: &Client, status: Option<&'static str>) -> ApiR
     Ok(Total { value, exact: true })
 }
 
-/// Matching rows counted up to `limit`; beyond it, the planner's estimate.
+/// The exact count when the planner expects at most `limit` matching rows (counting them stops
+/// after `limit + 1`); otherwise, or when the count reaches the cap, the planner's estimate.
 async fn counted_total(client: &Client, filter: &Filter, limit: i64) -> ApiResult<Total> {
+    let estimate = planner_estimate(client, filter).await?;
+    if estimate > limit {
+        return Ok(Total {
+            value: estimate,
+            exact: false,
+        });
+    }
     let mut c = filter.conditions();
     let cap = c.bind(limit + 1);
     let sql = format!(
@@ -276,17 +284,16 @@ async fn counted_total(client: &Client, filter: &Filter, limit: i64) -> ApiResul
     );
     let statement = client.prepare_cached(&sql).await?;
     let counted: i64 = client.query_one(&statement, &c.params()).await?.get(0);
-    if counted <= limit {
-        return Ok(Total {
+    match counted <= limit {
+        true => Ok(Total {
             value: counted,
             exact: true,
-        });
+        }),
+        false => Ok(Total {
+            value: estimate.max(counted),
+            exact: false,
+        }),
     }
-    let estimate = planner_estimate(client, filter).await?;
-    Ok(Total {
-        value: estimate.max(counted),
-        exact: false,
-    })
 }
 
 /// The planner's row estimate for the filter (`EXPLAIN`, nothing is executed).

@@ -1,6 +1,8 @@
 //! `GET /api/battles/{id}/participants`: a battle's characters, filtered by `team` and
 //! `allianceId`, sorted by kills, deaths or ISK destroyed (default `-kills`, ties by character
 //! id), paged. Two pipelined queries: the battle's existence with the filtered count, and the page.
+//! Unfiltered, the count is the battle row's `total_pilots` (the engine defines it as the number
+//! of participants, and the sink writes both in one transaction).
 
 use axum::extract::{Path, RawQuery, State};
 use axum::Json;
@@ -67,6 +69,11 @@ impl Request {
     }
 
     /// The conditions on `battle_participants p` after `p.battle_id = $1`.
+    /// True when a filter narrows the rows (the count is then computed, not read).
+    fn filtered(&self) -> bool {
+        self.team.is_some() || self.alliance_id.is_some()
+    }
+
     fn conditions(&self, battle: Uuid) -> Conditions {
         let mut c = Conditions::default();
         c.add("p.battle_id = $?", battle);
@@ -127,6 +134,18 @@ pub async fn battle_participants(
 
 /// The filtered participant count, `None` when no visible battle has `id`.
 async fn filtered_count(client: &Client, request: &Request, id: Uuid) -> ApiResult<Option<i64>> {
+    if !request.filtered() {
+        let statement = client
+            .prepare_cached(
+                "SELECT coalesce(b.total_pilots, 0)::bigint FROM battles b \
+                 WHERE b.id = $1 AND b.deleted_at IS NULL",
+            )
+            .await?;
+        return Ok(client
+            .query_opt(&statement, &[&id])
+            .await?
+            .map(|r| r.get(0)));
+    }
     let mut c = request.conditions(id);
     let battle = c.bind(id);
     let sql = format!(
