@@ -10,10 +10,16 @@
 //! | `rejects_path` | none (beside the output) | `BATTLES_REJECTS` |
 //! | `max_record_bytes` | `16777216` (16 MiB) | `BATTLES_MAX_RECORD_BYTES` |
 //! | `pg_pool_size` | `4` | `BATTLES_PG_POOL_SIZE` |
+//! | `admin_token` | none (admin endpoints closed) | `BATTLES_ADMIN_TOKEN` |
+//! | `cors_origins` | none | `BATTLES_CORS_ORIGINS` (comma separated, `*` for any) |
+//! | `esi_base_url` | `https://esi.evetech.net/latest` | `BATTLES_ESI_BASE_URL` |
+//! | `resolve_names` | `false` | `BATTLES_RESOLVE_NAMES` |
+//! | `listen` | `127.0.0.1:8080` | `BATTLES_LISTEN` |
 //!
 //! Every command reads its settings from here and nowhere else; a setting appears here when
 //! a command reads it.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -43,6 +49,16 @@ pub struct Config {
     pub max_record_bytes: usize,
     /// PostgreSQL connections in the pool. Default 4.
     pub pg_pool_size: usize,
+    /// HTTP listen address of `battles serve`. Default `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// Bearer token of the API's admin endpoints. Default none: they answer 403.
+    pub admin_token: Option<String>,
+    /// Origins the API allows by CORS (`*` for any). Default none.
+    pub cors_origins: Vec<String>,
+    /// ESI base URL of the optional names resolver.
+    pub esi_base_url: String,
+    /// Ask ESI for names the killmails did not carry. Default false.
+    pub resolve_names: bool,
 }
 
 impl Default for Config {
@@ -54,6 +70,11 @@ impl Default for Config {
             rejects_path: None,
             max_record_bytes: crate::sources::DEFAULT_MAX_RECORD_BYTES,
             pg_pool_size: 4,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_token: None,
+            cors_origins: Vec::new(),
+            esi_base_url: "https://esi.evetech.net/latest".into(),
+            resolve_names: false,
         }
     }
 }
@@ -64,6 +85,7 @@ pub struct Overrides {
     /// `--config FILE` (wins over `BATTLES_CONFIG`).
     pub config_file: Option<PathBuf>,
     pub database_url: Option<String>,
+    pub listen: Option<SocketAddr>,
     pub workers: Option<usize>,
     pub time_skew_secs: Option<u64>,
     pub rejects_path: Option<PathBuf>,
@@ -135,6 +157,7 @@ impl Config {
         if let Some(v) = get("DATABASE_URL") {
             self.database_url = Some(v);
         }
+        parse_env(&get, "BATTLES_LISTEN", &mut self.listen)?;
         parse_env(&get, "BATTLES_WORKERS", &mut self.workers)?;
         parse_env(&get, "BATTLES_TIME_SKEW_SECS", &mut self.time_skew_secs)?;
         parse_env(&get, "BATTLES_MAX_RECORD_BYTES", &mut self.max_record_bytes)?;
@@ -142,6 +165,20 @@ impl Config {
         if let Some(v) = get("BATTLES_REJECTS") {
             self.rejects_path = Some(PathBuf::from(v));
         }
+        if let Some(v) = get("BATTLES_ADMIN_TOKEN") {
+            self.admin_token = Some(v);
+        }
+        if let Some(v) = get("BATTLES_CORS_ORIGINS") {
+            self.cors_origins = v
+                .split(',')
+                .map(|o| o.trim().to_owned())
+                .filter(|o| !o.is_empty())
+                .collect();
+        }
+        if let Some(v) = get("BATTLES_ESI_BASE_URL") {
+            self.esi_base_url = v;
+        }
+        parse_env(&get, "BATTLES_RESOLVE_NAMES", &mut self.resolve_names)?;
         Ok(())
     }
 
@@ -154,6 +191,7 @@ impl Config {
         if o.database_url.is_some() {
             self.database_url = o.database_url.clone();
         }
+        set(&mut self.listen, &o.listen);
         set(&mut self.workers, &o.workers);
         set(&mut self.time_skew_secs, &o.time_skew_secs);
         set(&mut self.max_record_bytes, &o.max_record_bytes);
@@ -285,6 +323,29 @@ mod tests {
             ..Overrides::default()
         };
         assert_eq!(Config::load_with_env(&flags, env).unwrap().workers, 7);
+    }
+
+    #[test]
+    fn api_fields_come_from_env() {
+        let c = Config::load_with_env(
+            &Overrides::default(),
+            env_of(&[
+                ("BATTLES_ADMIN_TOKEN", "s3cret"),
+                (
+                    "BATTLES_CORS_ORIGINS",
+                    "https://a.example, https://b.example",
+                ),
+                ("BATTLES_RESOLVE_NAMES", "true"),
+                ("BATTLES_ESI_BASE_URL", "http://127.0.0.1:9"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.admin_token.as_deref(), Some("s3cret"));
+        assert_eq!(c.cors_origins, ["https://a.example", "https://b.example"]);
+        assert!(c.resolve_names);
+        assert_eq!(c.esi_base_url, "http://127.0.0.1:9");
+        let d = Config::default();
+        assert_eq!((d.admin_token, d.resolve_names), (None, false));
     }
 
     #[test]
