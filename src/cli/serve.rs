@@ -15,8 +15,9 @@ use crate::postgres;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// PostgreSQL URL of the battles database.
-    #[arg(long, env = "DATABASE_URL")]
+    /// PostgreSQL URL of the battles database [default: the configuration's `database_url`
+    /// (`DATABASE_URL`), else the local server, else a private one].
+    #[arg(long)]
     pub database_url: Option<String>,
 
     /// TOML configuration file (else $BATTLES_CONFIG, else built-in defaults).
@@ -39,11 +40,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(args, config))?;
+    runtime.block_on(serve(config))?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(args: ServeArgs, config: Config) -> anyhow::Result<()> {
+async fn serve(config: Config) -> anyhow::Result<()> {
     let server = postgres::discover(config.database_url.clone()).await?;
     let shown = postgres::redact(&server.url);
     battles_sink::prepare_database(&server.config)
