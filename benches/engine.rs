@@ -37,12 +37,13 @@ fn bulk(killmails: &[Killmail], workers: usize) -> (f64, usize) {
     let mut engine = Engine::start(EngineConfig {
         workers,
         ..EngineConfig::default()
-    });
+    })
+    .expect("engine step");
     // The caller owns the killmails it feeds (backfill parses them): copying them is not
     // the engine's work.
     let owned = killmails.to_vec();
     let started = Instant::now();
-    let out = engine.insert(owned);
+    let out = engine.insert(owned).expect("engine step");
     let secs = started.elapsed().as_secs_f64();
     (secs, out.upserts().count())
 }
@@ -59,7 +60,8 @@ fn stream(
     let mut engine = Engine::start(EngineConfig {
         workers,
         ..EngineConfig::default()
-    });
+    })
+    .expect("engine step");
     let mut hist = Histogram::<u64>::new(3).expect("histogram");
     let mut battles = BTreeMap::new();
     let mut latest = None;
@@ -69,9 +71,14 @@ fn stream(
     for batch in batches {
         let t = Instant::now();
         latest = batch.iter().map(|k| k.killmail_time).chain(latest).max();
-        engine.insert(batch).apply_to(&mut battles);
+        engine
+            .insert(batch)
+            .expect("engine step")
+            .apply_to(&mut battles);
         if let (true, Some(latest)) = (evict, latest) {
-            engine.evict_closed(latest - chrono::Duration::hours(1));
+            engine
+                .evict_closed(latest - chrono::Duration::hours(1))
+                .expect("engine step");
         }
         hist.record(t.elapsed().as_micros() as u64).expect("record");
         peak = peak.max(engine.resident().killmails());

@@ -4,16 +4,20 @@
 //!
 //! | field | default | environment |
 //! |---|---|---|
-//! | `database_url` | `postgres://postgres@127.0.0.1:5432/battles_db` | `DATABASE_URL` |
-//! | `kafka_brokers` | `127.0.0.1:9092` | `KAFKA_BROKERS` |
-//! | `kafka_topic` | `killmail.enriched` | `BATTLES_KAFKA_TOPIC` |
-//! | `kafka_group` | `battle-service` | `BATTLES_KAFKA_GROUP` |
-//! | `listen` | `127.0.0.1:8080` | `BATTLES_LISTEN` |
+//! | `database_url` | none: the local server, else a private one (see `postgres.rs`) | `DATABASE_URL` |
 //! | `workers` | available cores | `BATTLES_WORKERS` |
 //! | `time_skew_secs` | `3600` | `BATTLES_TIME_SKEW_SECS` |
 //! | `rejects_path` | none (beside the output) | `BATTLES_REJECTS` |
 //! | `max_record_bytes` | `16777216` (16 MiB) | `BATTLES_MAX_RECORD_BYTES` |
 //! | `pg_pool_size` | `4` | `BATTLES_PG_POOL_SIZE` |
+//! | `admin_token` | none (admin endpoints closed) | `BATTLES_ADMIN_TOKEN` |
+//! | `cors_origins` | none | `BATTLES_CORS_ORIGINS` (comma separated, `*` for any) |
+//! | `esi_base_url` | `https://esi.evetech.net/latest` | `BATTLES_ESI_BASE_URL` |
+//! | `resolve_names` | `false` | `BATTLES_RESOLVE_NAMES` |
+//! | `listen` | `127.0.0.1:8080` | `BATTLES_LISTEN` |
+//!
+//! Every command reads its settings from here and nowhere else; a setting appears here when
+//! a command reads it.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -29,16 +33,9 @@ pub const CONFIG_ENV: &str = "BATTLES_CONFIG";
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// PostgreSQL connection URL. Default `postgres://postgres@127.0.0.1:5432/battles_db`.
-    pub database_url: String,
-    /// Kafka bootstrap servers, comma separated. Default `127.0.0.1:9092`.
-    pub kafka_brokers: String,
-    /// Topic of enriched killmails. Default `killmail.enriched`.
-    pub kafka_topic: String,
-    /// Kafka consumer group. Default `battle-service`.
-    pub kafka_group: String,
-    /// HTTP listen address of the API. Default `127.0.0.1:8080`.
-    pub listen: SocketAddr,
+    /// PostgreSQL connection URL. Default none: the local server on 127.0.0.1:5432 (database
+    /// `battles_db`), else a private server (`battles::postgres::discover`).
+    pub database_url: Option<String>,
     /// Worker threads of the engine. Default: the number of available cores.
     pub workers: usize,
     /// How far in the future a killmail time may be before it is rejected, in seconds.
@@ -52,21 +49,32 @@ pub struct Config {
     pub max_record_bytes: usize,
     /// PostgreSQL connections in the pool. Default 4.
     pub pg_pool_size: usize,
+    /// HTTP listen address of `battles serve`. Default `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// Bearer token of the API's admin endpoints. Default none: they answer 403.
+    pub admin_token: Option<String>,
+    /// Origins the API allows by CORS (`*` for any). Default none.
+    pub cors_origins: Vec<String>,
+    /// ESI base URL of the optional names resolver.
+    pub esi_base_url: String,
+    /// Ask ESI for names the killmails did not carry. Default false.
+    pub resolve_names: bool,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
-            database_url: "postgres://postgres@127.0.0.1:5432/battles_db".into(),
-            kafka_brokers: "127.0.0.1:9092".into(),
-            kafka_topic: "killmail.enriched".into(),
-            kafka_group: "battle-service".into(),
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: None,
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             time_skew_secs: crate::ingest::DEFAULT_TIME_SKEW_SECS,
             rejects_path: None,
             max_record_bytes: crate::sources::DEFAULT_MAX_RECORD_BYTES,
             pg_pool_size: 4,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_token: None,
+            cors_origins: Vec::new(),
+            esi_base_url: "https://esi.evetech.net/latest".into(),
+            resolve_names: false,
         }
     }
 }
@@ -77,8 +85,6 @@ pub struct Overrides {
     /// `--config FILE` (wins over `BATTLES_CONFIG`).
     pub config_file: Option<PathBuf>,
     pub database_url: Option<String>,
-    pub kafka_brokers: Option<String>,
-    pub kafka_topic: Option<String>,
     pub listen: Option<SocketAddr>,
     pub workers: Option<usize>,
     pub time_skew_secs: Option<u64>,
@@ -149,16 +155,7 @@ impl Config {
     fn apply_env(&mut self, env: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         let get = |var: &str| env(var).filter(|v| !v.is_empty());
         if let Some(v) = get("DATABASE_URL") {
-            self.database_url = v;
-        }
-        if let Some(v) = get("KAFKA_BROKERS") {
-            self.kafka_brokers = v;
-        }
-        if let Some(v) = get("BATTLES_KAFKA_TOPIC") {
-            self.kafka_topic = v;
-        }
-        if let Some(v) = get("BATTLES_KAFKA_GROUP") {
-            self.kafka_group = v;
+            self.database_url = Some(v);
         }
         parse_env(&get, "BATTLES_LISTEN", &mut self.listen)?;
         parse_env(&get, "BATTLES_WORKERS", &mut self.workers)?;
@@ -168,6 +165,20 @@ impl Config {
         if let Some(v) = get("BATTLES_REJECTS") {
             self.rejects_path = Some(PathBuf::from(v));
         }
+        if let Some(v) = get("BATTLES_ADMIN_TOKEN") {
+            self.admin_token = Some(v);
+        }
+        if let Some(v) = get("BATTLES_CORS_ORIGINS") {
+            self.cors_origins = v
+                .split(',')
+                .map(|o| o.trim().to_owned())
+                .filter(|o| !o.is_empty())
+                .collect();
+        }
+        if let Some(v) = get("BATTLES_ESI_BASE_URL") {
+            self.esi_base_url = v;
+        }
+        parse_env(&get, "BATTLES_RESOLVE_NAMES", &mut self.resolve_names)?;
         Ok(())
     }
 
@@ -177,9 +188,9 @@ impl Config {
                 *target = v.clone();
             }
         }
-        set(&mut self.database_url, &o.database_url);
-        set(&mut self.kafka_brokers, &o.kafka_brokers);
-        set(&mut self.kafka_topic, &o.kafka_topic);
+        if o.database_url.is_some() {
+            self.database_url = o.database_url.clone();
+        }
         set(&mut self.listen, &o.listen);
         set(&mut self.workers, &o.workers);
         set(&mut self.time_skew_secs, &o.time_skew_secs);
@@ -258,13 +269,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = toml_file(
             dir.path(),
-            "time_skew_secs = 10\nworkers = 3\ndatabase_url = \"postgres://file\"\nkafka_topic = \"from-file\"\n",
+            "time_skew_secs = 10\nworkers = 3\ndatabase_url = \"postgres://file\"\npg_pool_size = 6\n",
         );
         let env = env_of(&[
             (CONFIG_ENV, file.to_str().unwrap()),
             ("BATTLES_TIME_SKEW_SECS", "20"),
             ("DATABASE_URL", "postgres://env"),
-            ("BATTLES_LISTEN", "0.0.0.0:9000"),
         ]);
         let flags = Overrides {
             time_skew_secs: Some(30),
@@ -272,11 +282,35 @@ mod tests {
         };
         let c = Config::load_with_env(&flags, env).unwrap();
         assert_eq!(c.time_skew_secs, 30, "flag beats env and file");
-        assert_eq!(c.database_url, "postgres://env", "env beats file");
+        assert_eq!(
+            c.database_url.as_deref(),
+            Some("postgres://env"),
+            "env beats file"
+        );
         assert_eq!(c.workers, 3, "file beats default");
-        assert_eq!(c.kafka_topic, "from-file");
-        assert_eq!(c.listen, "0.0.0.0:9000".parse().unwrap());
-        assert_eq!(c.kafka_brokers, "127.0.0.1:9092", "default stays");
+        assert_eq!(c.pg_pool_size, 6);
+        assert_eq!(
+            c.max_record_bytes,
+            Config::default().max_record_bytes,
+            "default stays"
+        );
+    }
+
+    #[test]
+    fn a_config_files_database_url_is_used_without_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = toml_file(dir.path(), "database_url = \"postgres://file/db\"\n");
+        let env = env_of(&[(CONFIG_ENV, file.to_str().unwrap())]);
+        let c = Config::load_with_env(&Overrides::default(), env).unwrap();
+        assert_eq!(c.database_url.as_deref(), Some("postgres://file/db"));
+        // A flag still wins.
+        let flags = Overrides {
+            config_file: Some(file),
+            database_url: Some("postgres://flag/db".into()),
+            ..Overrides::default()
+        };
+        let c = Config::load_with_env(&flags, env_of(&[])).unwrap();
+        assert_eq!(c.database_url.as_deref(), Some("postgres://flag/db"));
     }
 
     #[test]
@@ -289,6 +323,29 @@ mod tests {
             ..Overrides::default()
         };
         assert_eq!(Config::load_with_env(&flags, env).unwrap().workers, 7);
+    }
+
+    #[test]
+    fn api_fields_come_from_env() {
+        let c = Config::load_with_env(
+            &Overrides::default(),
+            env_of(&[
+                ("BATTLES_ADMIN_TOKEN", "s3cret"),
+                (
+                    "BATTLES_CORS_ORIGINS",
+                    "https://a.example, https://b.example",
+                ),
+                ("BATTLES_RESOLVE_NAMES", "true"),
+                ("BATTLES_ESI_BASE_URL", "http://127.0.0.1:9"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.admin_token.as_deref(), Some("s3cret"));
+        assert_eq!(c.cors_origins, ["https://a.example", "https://b.example"]);
+        assert!(c.resolve_names);
+        assert_eq!(c.esi_base_url, "http://127.0.0.1:9");
+        let d = Config::default();
+        assert_eq!((d.admin_token, d.resolve_names), (None, false));
     }
 
     #[test]

@@ -10,12 +10,11 @@ pub use battles_sink::server::{
 };
 pub use battles_sink::testdb::{TestDatabase, TestDatabaseError};
 
-/// Finds the server the service should use: `database_url` when given (a `--database-url`
-/// flag), else whatever `Discovery::from_env()` finds.
+/// Finds the server the service should use: `database_url` (the configuration's, which
+/// already folds in `DATABASE_URL` and `--database-url`) when given, else the local server,
+/// else a private one. The other discovery options come from the environment.
 pub async fn discover(database_url: Option<String>) -> Result<Server, DiscoveryError> {
     let mut discovery = Discovery::from_env();
-    if database_url.is_some() {
-        discovery.database_url = database_url;
-    }
+    discovery.database_url = database_url;
     discovery.discover().await
 }

@@ -16,10 +16,13 @@ fn accuracy_of(density: Density, days: u32, seed: u64) -> Accuracy {
         density,
         ..GeneratorConfig::default()
     });
-    let mut engine = Engine::start(EngineConfig::default());
+    let mut engine = Engine::start(EngineConfig::default()).unwrap();
     let mut battles = BTreeMap::new();
     for chunk in run.killmails.chunks(5_000) {
-        engine.insert(chunk.iter().cloned()).apply_to(&mut battles);
+        engine
+            .insert(chunk.iter().cloned())
+            .unwrap()
+            .apply_to(&mut battles);
     }
     evaluate(
         &run.truth,

@@ -15,7 +15,10 @@ const O_IVNH: i64 = 30004049;
 
 fn real_killmails() -> Vec<Killmail> {
     let dir = Path::new(DATA);
-    assert!(dir.exists(), "the real data is at {DATA}");
+    assert!(
+        dir.is_dir(),
+        "{DATA} is missing: the real-data tests need ../shared/data beside the project"
+    );
     let ctx = IngestContext::new(3600);
     let mut days: Vec<_> = std::fs::read_dir(dir)
         .expect("list real data")
@@ -86,10 +89,14 @@ fn jorund_and_o_ivnh_are_one_battle_each_and_victims_face_their_killers() {
     let mut engine = Engine::start(EngineConfig {
         workers: 2,
         ..EngineConfig::default()
-    });
+    })
+    .unwrap();
     let mut battles = BTreeMap::new();
     for chunk in kms.chunks(20_000) {
-        engine.insert(chunk.iter().cloned()).apply_to(&mut battles);
+        engine
+            .insert(chunk.iter().cloned())
+            .unwrap()
+            .apply_to(&mut battles);
     }
 
     let battle_of: HashMap<i64, uuid::Uuid> = battles

@@ -1,7 +1,7 @@
 //! The real data of ../shared/data/killmails through sources and ingest: the four ESI days parse
 //! with zero rejects and zero duplicates, and the zKillboard samples are either parsed (full
-//! killmails) or rejected as `zkb_only` (value blocks without a killmail). Skipped, with a note,
-//! when the shared folder is absent.
+//! killmails) or rejected as `zkb_only` (value blocks without a killmail). They fail when the
+//! shared folder is absent.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -9,17 +9,15 @@ use std::path::{Path, PathBuf};
 use battles::ingest::{parse_record, Deduplicator, IngestContext, Seen, Shape};
 use battles::sources::open_sources;
 
-fn shared_killmails() -> Option<PathBuf> {
+/// The real data folder; a test fails when it is missing (it never passes without checking).
+fn shared_killmails() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/killmails");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "note: {} is missing, skipping the real-data test",
-            dir.display()
-        );
-        None
-    }
+    assert!(
+        dir.is_dir(),
+        "{} is missing: the real-data tests need ../shared/data beside the project",
+        dir.display()
+    );
+    dir
 }
 
 /// Accepted per shape, duplicates, rejects per code.
@@ -57,9 +55,7 @@ fn check(paths: &[PathBuf]) -> Counts {
 
 #[test]
 fn four_real_days_parse_with_zero_rejects() {
-    let Some(dir) = shared_killmails() else {
-        return;
-    };
+    let dir = shared_killmails();
     let days = [
         ("esi-2021-11-27.jsonl.gz", 17_862),
         ("esi-2021-11-28.jsonl.gz", 17_047),
@@ -81,9 +77,7 @@ fn four_real_days_parse_with_zero_rejects() {
 
 #[test]
 fn zkillboard_samples_parse_or_are_refused_as_zkb_only() {
-    let Some(dir) = shared_killmails() else {
-        return;
-    };
+    let dir = shared_killmails();
     let zkb = dir.join("zkb");
     let killmail = check(&[zkb.join("seb-odessa_zkb/killmail.json")]);
     assert_eq!(killmail.accepted, BTreeMap::from([(Shape::Esi, 1)]));

@@ -356,3 +356,58 @@ fn mixed_shapes_are_refused() {
     let both = edited(ESI, |v| v["killmailId"] = 96953365.into());
     assert_eq!(reject(&both).code(), "unknown_shape");
 }
+
+/// ISK and damage are bounded where they enter: the documented maximum is accepted exactly,
+/// anything above it (the 9.2e18 that once wrapped a battle's sums) is rejected with a typed
+/// reason naming the field and the maximum.
+#[test]
+fn values_above_the_documented_maximum_are_rejected_at_the_bounds() {
+    use battles_dataflow::killmail::{MAX_DAMAGE, MAX_ISK};
+    let at_max = parse(&edited(ENRICHED, |v| v["iskValue"] = MAX_ISK.into()));
+    assert_eq!(at_max.killmail.isk_value, MAX_ISK);
+    for (edit, field, max) in [
+        (
+            edited(ENRICHED, |v| v["iskValue"] = 9.2e18.into()),
+            "iskValue",
+            MAX_ISK,
+        ),
+        (
+            edited(ENRICHED, |v| v["iskValue"] = (MAX_ISK + 1).into()),
+            "iskValue",
+            MAX_ISK,
+        ),
+        (
+            edited(ESI_ZKB, |v| v["zkb"]["totalValue"] = 9.2e18.into()),
+            "zkb.totalValue",
+            MAX_ISK,
+        ),
+        (
+            edited(ESI, |v| {
+                v["victim"]["damage_taken"] = (MAX_DAMAGE + 1).into()
+            }),
+            "victim.damage_taken",
+            MAX_DAMAGE,
+        ),
+        (
+            edited(ESI, |v| {
+                v["attackers"][0]["damage_done"] = (MAX_DAMAGE + 1).into()
+            }),
+            "attackers.damage_done",
+            MAX_DAMAGE,
+        ),
+    ] {
+        let reason = reject(&edit);
+        assert_eq!(
+            reason,
+            RejectReason::ValueTooLarge {
+                field: field.into(),
+                max
+            }
+        );
+        assert_eq!(reason.code(), "value_too_large");
+    }
+    let at_max = parse(&edited(ESI, |v| {
+        v["victim"]["damage_taken"] = MAX_DAMAGE.into()
+    }));
+    assert_eq!(at_max.killmail.victim.damage_taken, MAX_DAMAGE);
+}

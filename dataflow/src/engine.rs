@@ -3,17 +3,22 @@
 //! step at a time and get back the consolidated battle changes of that step.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use differential_dataflow::input::Input;
+use differential_dataflow::AsCollection;
 use timely::communication::WorkerGuards;
 use timely::dataflow::operators::{Exchange, Inspect, Probe};
 use uuid::Uuid;
 
+use crate::changes::{classify, BattleChange, InconsistentChanges};
 use crate::graph::{self, Epoch};
-use crate::killmail::Killmail;
+use crate::handshake;
+use crate::killmail::{Killmail, KillmailId};
 use crate::report::BattleReport;
 use crate::resident::Resident;
 use crate::shared::Shared;
@@ -31,23 +36,35 @@ enum Message {
     Done,
 }
 
-/// A battle that no longer exists after a step, and the battle that now holds its first
-/// killmail (the battle it merged into), if any.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Ended {
-    pub battle_id: Uuid,
-    pub continued_by: Option<Uuid>,
+/// Why the engine could not start or complete a step.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    /// Timely could not start (an address in use, a peer that cannot be reached, a bad
+    /// cluster configuration).
+    #[error("the engine could not start: {0}")]
+    Start(String),
+    /// A worker thread panicked or a peer process was lost; the engine is unusable and must
+    /// be started again (from the stored battles).
+    #[error("an engine worker failed: {0}")]
+    WorkerFailed(String),
+    /// A killmail the engine cannot take (see [`crate::killmail::Killmail::bounds_error`]).
+    #[error("killmail {killmail_id} cannot be clustered: {reason}")]
+    InvalidKillmail {
+        killmail_id: KillmailId,
+        reason: String,
+    },
+    /// The graph emitted something that is not a set of whole-report changes (a bug).
+    #[error("the engine emitted inconsistent changes: {0}")]
+    Inconsistent(#[from] InconsistentChanges),
 }
 
-/// The consolidated result of one step.
+/// The result of one step.
 #[derive(Clone, Debug, Default)]
 pub struct StepOutput {
-    /// Retracted old reports (-1) and inserted new reports (+1), sorted by battle id, retraction
-    /// first. A battle id with both is an update. Reports are shared with the graph's state:
-    /// a report of a big battle is large and the caller rarely needs its own copy.
-    pub changes: Vec<(Arc<BattleReport>, isize)>,
-    /// Battle ids that ended in this step.
-    pub ended: Vec<Ended>,
+    /// What happened to each battle the step touched, sorted by battle id. Reports are shared
+    /// with the graph's state: a report of a big battle is large and the caller rarely needs its
+    /// own copy.
+    pub changes: Vec<BattleChange>,
     /// Requested updates that were dropped: insertions of killmails already resident and
     /// retractions of killmails not resident.
     pub ignored: usize,
@@ -69,19 +86,25 @@ pub struct Eviction {
 impl StepOutput {
     /// The new reports of this step (created or updated battles).
     pub fn upserts(&self) -> impl Iterator<Item = &Arc<BattleReport>> {
-        self.changes.iter().filter(|(_, d)| *d > 0).map(|(r, _)| r)
+        self.changes.iter().filter_map(BattleChange::new_report)
+    }
+
+    /// The battles that ended in this step, with the battle that continues each.
+    pub fn ended(&self) -> impl Iterator<Item = (Uuid, Option<Uuid>)> + '_ {
+        self.changes.iter().filter_map(|c| match c {
+            BattleChange::Ended { old, continued_by } => Some((old.battle_id, *continued_by)),
+            _ => None,
+        })
     }
 
     /// Applies this step to a map of current battles by id (what a reader of every step's output
     /// holds).
     pub fn apply_to(&self, battles: &mut BTreeMap<Uuid, Arc<BattleReport>>) {
-        for (r, d) in &self.changes {
-            if *d < 0 {
-                battles.remove(&r.battle_id);
-            }
-        }
-        for r in self.upserts() {
-            battles.insert(r.battle_id, r.clone());
+        for change in &self.changes {
+            match change.new_report() {
+                Some(r) => battles.insert(r.battle_id, r.clone()),
+                None => battles.remove(&change.battle_id()),
+            };
         }
     }
 }
@@ -91,52 +114,66 @@ pub struct Engine {
     commands: Sender<Command>,
     messages: Receiver<Message>,
     guards: Option<WorkerGuards<()>>,
+    /// Set by the driver when a worker has failed: the driving worker stops waiting for
+    /// progress that will never come.
+    abort: Arc<AtomicBool>,
+    /// The first failure a worker caught, with its message.
+    failure: Arc<Mutex<Option<String>>>,
+    /// Once a step failed, every later call fails the same way.
+    failed: Option<EngineError>,
     epoch: Epoch,
     resident: Resident,
     /// A battle quiet for longer than this (seconds) before the horizon is closed for good.
     quiet_secs: i64,
 }
 
+/// How often a waiting driver checks that every worker is still alive.
+const LIVENESS_CHECK: Duration = Duration::from_millis(200);
+
 impl Engine {
     /// Starts `config.workers` worker threads running the graph; with `config.cluster`, this
-    /// process is process 0 of a timely cluster and waits until every other process (started
-    /// with [`run_cluster_peer`]) has connected.
-    pub fn start(config: EngineConfig) -> Engine {
-        Engine::try_start(config).expect("timely workers start")
-    }
-
-    /// [`Engine::start`], returning timely's error (a peer that cannot be reached, an address
-    /// in use) instead of panicking.
-    pub fn try_start(config: EngineConfig) -> Result<Engine, String> {
+    /// process is process 0 of a timely cluster: it first checks that every other process
+    /// (started with [`run_cluster_peer`]) runs the same number of workers
+    /// ([`crate::handshake`]), then connects.
+    pub fn start(config: EngineConfig) -> Result<Engine, EngineError> {
         let quiet_secs = config.rule.window_secs.max(config.rule.max_link_secs());
         if let Some(cluster) = &config.cluster {
             if cluster.process != 0 {
-                return Err(format!(
+                return Err(EngineError::Start(format!(
                     "the engine driver is process 0 of the cluster, not process {}",
                     cluster.process
-                ));
+                )));
             }
+            handshake::agree(cluster, config.workers.max(1), config.cluster_timeout())
+                .map_err(|e| EngineError::Start(e.to_string()))?;
         }
         let (command_tx, command_rx) = channel::<Command>();
         let command_rx = Mutex::new(Some(command_rx));
         let (msg_tx, messages) = channel::<Message>();
-        let msg_tx = Mutex::new(msg_tx);
-        let guards = execute(config, move |worker_index| {
-            if worker_index != 0 {
-                return None;
-            }
-            let commands = command_rx
-                .lock()
-                .expect("receiver lock")
-                .take()
-                .expect("one driver worker");
-            let tx = msg_tx.lock().expect("sender lock").clone();
-            Some((commands, tx))
-        })?;
+        let msg_tx = Mutex::new(Some(msg_tx));
+        let abort = Arc::new(AtomicBool::new(false));
+        let failure = Arc::new(Mutex::new(None));
+        let guards = execute(
+            config,
+            abort.clone(),
+            failure.clone(),
+            move |worker_index| {
+                if worker_index != 0 {
+                    return None;
+                }
+                let commands = command_rx.lock().ok()?.take()?;
+                let tx = msg_tx.lock().ok()?.take()?;
+                Some((commands, tx))
+            },
+        )
+        .map_err(EngineError::Start)?;
         Ok(Engine {
             commands: command_tx,
             messages,
             guards: Some(guards),
+            abort,
+            failure,
+            failed: None,
             epoch: 0,
             resident: Resident::default(),
             quiet_secs,
@@ -151,13 +188,24 @@ impl Engine {
     /// Applies insertions (+1) and retractions (-1) of killmails as one step and returns the
     /// battle changes it causes. A retraction is by killmail id (the rest of the record is not
     /// looked at); inserting a resident killmail again or retracting an absent one is ignored
-    /// and counted in [`StepOutput::ignored`].
-    pub fn step(&mut self, updates: Vec<(Killmail, isize)>) -> StepOutput {
+    /// and counted in [`StepOutput::ignored`]. An insertion whose values are out of bounds
+    /// fails the step before anything is applied.
+    pub fn step(&mut self, updates: Vec<(Killmail, isize)>) -> Result<StepOutput, EngineError> {
+        if let Some((km, _)) = updates
+            .iter()
+            .find(|(km, d)| *d > 0 && km.bounds_error().is_some())
+        {
+            return Err(EngineError::InvalidKillmail {
+                killmail_id: km.killmail_id,
+                reason: km.bounds_error().unwrap_or_default(),
+            });
+        }
+        self.check_alive()?;
         let (updates, ignored) = self.resident.admit(updates);
-        let mut out = self.run_step(updates);
+        let mut out = self.run_step(updates)?;
         self.resident.observe(&out.changes);
         out.ignored = ignored;
-        out
+        Ok(out)
     }
 
     /// Evicts every battle whose last killmail is more than the link window (one hour by
@@ -165,10 +213,11 @@ impl Engine {
     /// final. Its killmails leave memory; its report is not retracted from the caller's point
     /// of view (nothing about it is reported). A driver calls this with its event-time low
     /// watermark: the earliest time a killmail it will still insert may have.
-    pub fn evict_closed(&mut self, horizon: DateTime<Utc>) -> Eviction {
+    pub fn evict_closed(&mut self, horizon: DateTime<Utc>) -> Result<Eviction, EngineError> {
+        self.check_alive()?;
         let closed = self.resident.closed_before(horizon, self.quiet_secs);
         if closed.is_empty() {
-            return Eviction::default();
+            return Ok(Eviction::default());
         }
         let evicted: HashSet<Uuid> = closed.iter().map(|(id, _)| *id).collect();
         let updates: Vec<(Arc<Killmail>, isize)> = closed
@@ -178,82 +227,168 @@ impl Engine {
             .map(|km| (km, -1))
             .collect();
         let killmails = updates.len();
-        let out = self.run_step(updates);
+        let out = self.run_step(updates)?;
         self.resident.observe(&out.changes);
-        let changes: Vec<(Arc<BattleReport>, isize)> = out
+        let changes: Vec<BattleChange> = out
             .changes
             .into_iter()
-            .filter(|(r, d)| !(*d < 0 && evicted.contains(&r.battle_id)))
+            .filter(|c| !(c.new_report().is_none() && evicted.contains(&c.battle_id())))
             .collect();
-        let ended = out
-            .ended
-            .into_iter()
-            .filter(|e| !evicted.contains(&e.battle_id))
-            .collect();
-        Eviction {
+        Ok(Eviction {
             battles: closed.len(),
             killmails,
             unexpected: StepOutput {
                 changes,
-                ended,
                 ignored: 0,
             },
-        }
+        })
     }
 
     /// Takes stored killmails back into memory (whole stored battles next to a late killmail),
     /// skipping those already resident. The returned changes are the stored battles appearing
     /// again; a caller that took them from its own store does not write them.
-    pub fn rehydrate(&mut self, killmails: impl IntoIterator<Item = Killmail>) -> StepOutput {
+    pub fn rehydrate(
+        &mut self,
+        killmails: impl IntoIterator<Item = Killmail>,
+    ) -> Result<StepOutput, EngineError> {
         let updates: Vec<(Killmail, isize)> = killmails
             .into_iter()
             .filter(|k| !self.resident.contains(k.killmail_id))
             .map(|k| (k, 1))
             .collect();
         if updates.is_empty() {
-            return StepOutput::default();
+            return Ok(StepOutput::default());
         }
         self.step(updates)
     }
 
-    fn run_step(&mut self, updates: Vec<(Arc<Killmail>, isize)>) -> StepOutput {
-        let epoch = self.epoch;
-        self.epoch += 1;
-        self.commands
-            .send(Command::Step { epoch, updates })
-            .expect("engine worker alive");
-        let mut changes = Vec::new();
-        while let Message::Output(mut updates) = self.messages.recv().expect("engine worker alive")
-        {
-            changes.append(&mut updates);
-        }
-        consolidate(changes)
-    }
-
     /// Inserts killmails as one step.
-    pub fn insert(&mut self, killmails: impl IntoIterator<Item = Killmail>) -> StepOutput {
+    pub fn insert(
+        &mut self,
+        killmails: impl IntoIterator<Item = Killmail>,
+    ) -> Result<StepOutput, EngineError> {
         self.step(killmails.into_iter().map(|k| (k, 1)).collect())
     }
 
     /// Retracts killmails as one step.
-    pub fn retract(&mut self, killmails: impl IntoIterator<Item = Killmail>) -> StepOutput {
+    pub fn retract(
+        &mut self,
+        killmails: impl IntoIterator<Item = Killmail>,
+    ) -> Result<StepOutput, EngineError> {
         self.step(killmails.into_iter().map(|k| (k, -1)).collect())
+    }
+
+    fn check_alive(&self) -> Result<(), EngineError> {
+        match &self.failed {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
+    }
+
+    fn run_step(
+        &mut self,
+        updates: Vec<(Arc<Killmail>, isize)>,
+    ) -> Result<StepOutput, EngineError> {
+        let epoch = self.epoch;
+        self.epoch += 1;
+        if self
+            .commands
+            .send(Command::Step { epoch, updates })
+            .is_err()
+        {
+            return Err(self.fail());
+        }
+        let mut diffs = Vec::new();
+        loop {
+            match self.messages.recv_timeout(LIVENESS_CHECK) {
+                Ok(Message::Output(mut updates)) => diffs.append(&mut updates),
+                Ok(Message::Done) => break,
+                Err(RecvTimeoutError::Timeout) if self.workers_alive() => {}
+                Err(_) => return Err(self.fail()),
+            }
+        }
+        let changes = classify(consolidate(diffs)).map_err(|e| {
+            let e = EngineError::from(e);
+            self.failed = Some(e.clone());
+            e
+        })?;
+        Ok(StepOutput {
+            changes,
+            ignored: 0,
+        })
+    }
+
+    /// True while no worker thread has finished (they only finish when the engine is dropped
+    /// or a worker failed).
+    fn workers_alive(&self) -> bool {
+        self.failure.lock().map(|f| f.is_none()).unwrap_or(false)
+            && self
+                .guards
+                .as_ref()
+                .is_some_and(|g| g.guards().iter().all(|h| !h.is_finished()))
+    }
+
+    /// Marks the engine failed: stops the driving worker's wait and returns the error with the
+    /// first failure a worker reported.
+    fn fail(&mut self) -> EngineError {
+        self.abort.store(true, Ordering::SeqCst);
+        let reason = self
+            .failure
+            .lock()
+            .ok()
+            .and_then(|f| f.clone())
+            .unwrap_or_else(|| "a worker thread stopped".to_owned());
+        let e = EngineError::WorkerFailed(reason);
+        self.failed = Some(e.clone());
+        e
     }
 }
 
 /// Runs process `config.cluster.process` (not 0) of a timely cluster whose process 0 runs the
-/// [`Engine`]: this process's workers take their share of the graph and the call returns when
-/// the driver's engine is dropped.
-pub fn run_cluster_peer(config: EngineConfig) -> Result<(), String> {
-    match &config.cluster {
-        Some(c) if c.process != 0 => {}
-        _ => return Err("a cluster peer needs a cluster configuration with process > 0".into()),
+/// [`Engine`]: this process first tells process 0 its worker count (refused on a mismatch),
+/// then its workers take their share of the graph; the call returns when the driver's engine
+/// is dropped, or with an error when a worker fails or the driver is lost.
+pub fn run_cluster_peer(config: EngineConfig) -> Result<(), EngineError> {
+    let cluster = match &config.cluster {
+        Some(c) if c.process != 0 => c.clone(),
+        _ => {
+            return Err(EngineError::Start(
+                "a cluster peer needs a cluster configuration with process > 0".into(),
+            ))
+        }
+    };
+    handshake::agree(&cluster, config.workers.max(1), config.cluster_timeout())
+        .map_err(|e| EngineError::Start(e.to_string()))?;
+    let failure = Arc::new(Mutex::new(None));
+    let guards = execute(
+        config,
+        Arc::new(AtomicBool::new(false)),
+        failure.clone(),
+        |_| None,
+    )
+    .map_err(EngineError::Start)?;
+    // Wait for this process's workers. They end when the driver's engine is dropped, or when
+    // one of them failed; then the others may wait for a peer that is gone, and timely's
+    // network threads may have panicked, so the guards are not joined (their drop would
+    // panic or block) but left to end with the process.
+    let failed = || failure.lock().map(|f| f.clone()).unwrap_or(None);
+    loop {
+        if let Some(reason) = failed() {
+            std::mem::forget(guards);
+            return Err(EngineError::WorkerFailed(reason));
+        }
+        if guards.guards().iter().all(|h| h.is_finished()) {
+            break;
+        }
+        std::thread::sleep(LIVENESS_CHECK);
     }
-    let guards = execute(config, |_| None)?;
-    for result in guards.join() {
-        result?;
+    let joined = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| guards.join()));
+    match joined {
+        Ok(results) => results
+            .into_iter()
+            .try_for_each(|r| r.map_err(EngineError::WorkerFailed)),
+        Err(panic) => Err(EngineError::WorkerFailed(panic_message(&*panic))),
     }
-    Ok(())
 }
 
 type Driver = (Receiver<Command>, Sender<Message>);
@@ -262,8 +397,14 @@ type Driver = (Receiver<Command>, Sender<Message>);
 /// message channels to the one worker that drives (global index 0); the others feed nothing
 /// (their input closes at once) and only do their share of the work. All output is exchanged
 /// to the driving worker, whose probe then says when a step is complete everywhere.
+///
+/// A panic in a worker is caught and its message kept in `failure` (the first one wins); the
+/// worker then ends, which the driver notices. `abort` stops the driving worker's wait for
+/// progress when another worker has failed.
 fn execute(
     config: EngineConfig,
+    abort: Arc<AtomicBool>,
+    failure: Arc<Mutex<Option<String>>>,
     driver: impl Fn(usize) -> Option<Driver> + Send + Sync + 'static,
 ) -> Result<WorkerGuards<()>, String> {
     let workers = config.workers.max(1);
@@ -288,50 +429,95 @@ fn execute(
     );
     let config = Arc::new(config);
     timely::execute(timely_config, move |worker| {
-        let channels = driver(worker.index());
-        let out_tx = channels.as_ref().map(|(_, tx)| tx.clone());
-        let config = config.clone();
-        let (mut input, probe) = worker.dataflow::<Epoch, _, _>(move |scope| {
-            let (input, killmails) = scope.new_collection::<Shared<Killmail>, isize>();
-            let (probe, _) = graph::battles(killmails, config)
-                .consolidate()
-                .inner
-                .exchange(|_| 0)
-                .inspect_core(move |event| {
-                    if let (Ok((_, batch)), Some(tx)) = (event, &out_tx) {
-                        let updates = batch.iter().map(|(r, _, d)| (r.0.clone(), *d)).collect();
-                        let _ = tx.send(Message::Output(updates));
-                    }
-                })
-                .probe();
-            (input, probe)
+        let run = std::panic::AssertUnwindSafe(|| {
+            run_worker(worker, &config, driver(worker.index()), &abort)
         });
-        let Some((commands, tx)) = channels else {
-            // Not the driver: feed nothing; timely keeps this worker stepping until the
-            // driver's input closes.
-            drop(input);
-            return;
-        };
-        while let Ok(Command::Step { epoch, updates }) = commands.recv() {
-            for (km, diff) in updates {
-                input.update(Shared(km), diff);
-            }
-            input.advance_to(epoch + 1);
-            input.flush();
-            worker.step_while(|| probe.less_than(input.time()));
-            if tx.send(Message::Done).is_err() {
-                break;
+        if let Err(panic) = std::panic::catch_unwind(run) {
+            abort.store(true, Ordering::SeqCst);
+            if let Ok(mut slot) = failure.lock() {
+                slot.get_or_insert_with(|| panic_message(&*panic));
             }
         }
     })
 }
 
-/// Sums the diffs of equal reports, drops zeros, and works out which battles ended.
+/// One worker: builds the graph and, on the driving worker, feeds it one command at a time.
+fn run_worker(
+    worker: &mut timely::worker::Worker,
+    config: &Arc<EngineConfig>,
+    channels: Option<Driver>,
+    abort: &AtomicBool,
+) {
+    let out_tx = channels.as_ref().map(|(_, tx)| tx.clone());
+    let config = config.clone();
+    let (mut input, probe) = worker.dataflow::<Epoch, _, _>(move |scope| {
+        let (input, killmails) = scope.new_collection::<Shared<Killmail>, isize>();
+        let killmails = match config.panic_on_killmail {
+            None => killmails,
+            Some(id) => killmails
+                .inner
+                .exchange(|(km, _, _)| km.0.killmail_id as u64)
+                .inspect(move |(km, _, _)| {
+                    if km.0.killmail_id == id {
+                        panic!("fault injection: killmail {id}");
+                    }
+                })
+                .as_collection(),
+        };
+        let (probe, _) = graph::battles(killmails, config)
+            .consolidate()
+            .inner
+            .exchange(|_| 0)
+            .inspect_core(move |event| {
+                if let (Ok((_, batch)), Some(tx)) = (event, &out_tx) {
+                    let updates = batch.iter().map(|(r, _, d)| (r.0.clone(), *d)).collect();
+                    let _ = tx.send(Message::Output(updates));
+                }
+            })
+            .probe();
+        (input, probe)
+    });
+    let Some((commands, tx)) = channels else {
+        // Not the driver: feed nothing, and step this worker's share until the driver's input
+        // closes (here rather than in timely's own loop, so that a panic is caught above).
+        drop(input);
+        while worker.step_or_park(None) {}
+        return;
+    };
+    while let Ok(Command::Step { epoch, updates }) = commands.recv() {
+        for (km, diff) in updates {
+            input.update(Shared(km), diff);
+        }
+        input.advance_to(epoch + 1);
+        input.flush();
+        worker.step_while(|| probe.less_than(input.time()) && !abort.load(Ordering::SeqCst));
+        if abort.load(Ordering::SeqCst) {
+            panic!("stopped: another worker failed");
+        }
+        if tx.send(Message::Done).is_err() {
+            break;
+        }
+    }
+    drop(input);
+    while worker.step_or_park(None) {}
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a worker panicked".to_owned()
+    }
+}
+
+/// Sums the diffs of equal reports and drops zeros.
 ///
 /// Reports are compared only with other changes of the same battle id in the step (usually
 /// one retraction and one insertion), pointer first: a report of a big battle is expensive to
 /// compare.
-fn consolidate(mut changes: Vec<(Arc<BattleReport>, isize)>) -> StepOutput {
+fn consolidate(mut changes: Vec<(Arc<BattleReport>, isize)>) -> Vec<(Arc<BattleReport>, isize)> {
     changes.sort_by_key(|(r, d)| (r.battle_id, *d));
     let mut merged: Vec<(Arc<BattleReport>, isize)> = Vec::with_capacity(changes.len());
     for group in changes.chunk_by(|a, b| a.0.battle_id == b.0.battle_id) {
@@ -347,41 +533,7 @@ fn consolidate(mut changes: Vec<(Arc<BattleReport>, isize)>) -> StepOutput {
         }
     }
     merged.retain(|(_, d)| *d != 0);
-    merged.sort_by_key(|(r, d)| (r.battle_id, *d));
-    let inserted: BTreeMap<Uuid, &BattleReport> = merged
-        .iter()
-        .filter(|(_, d)| *d > 0)
-        .map(|(r, _)| (r.battle_id, &**r))
-        .collect();
-    let gone: Vec<&BattleReport> = merged
-        .iter()
-        .filter(|(r, d)| *d < 0 && !inserted.contains_key(&r.battle_id))
-        .map(|(r, _)| &**r)
-        .collect();
-    let mut holder = BTreeMap::new();
-    if !gone.is_empty() {
-        for r in inserted.values() {
-            for k in &r.killmails {
-                holder.insert(k.killmail_id, r.battle_id);
-            }
-        }
-    }
-    let ended = gone
-        .into_iter()
-        .map(|r| Ended {
-            battle_id: r.battle_id,
-            continued_by: holder.get(&r.first_killmail_id).copied().or_else(|| {
-                r.killmails
-                    .iter()
-                    .find_map(|k| holder.get(&k.killmail_id).copied())
-            }),
-        })
-        .collect();
-    StepOutput {
-        changes: merged,
-        ended,
-        ignored: 0,
-    }
+    merged
 }
 
 impl Drop for Engine {
@@ -389,7 +541,13 @@ impl Drop for Engine {
         let (closed, _) = channel();
         drop(std::mem::replace(&mut self.commands, closed));
         if let Some(guards) = self.guards.take() {
-            drop(guards);
+            if self.failed.is_some() || !self.workers_alive() {
+                // A failed engine's other workers may wait for a peer that is gone: joining
+                // them could block for ever, so they are left to end with the process.
+                std::mem::forget(guards);
+            } else {
+                drop(guards);
+            }
         }
     }
 }

@@ -80,6 +80,15 @@ pub struct Attacker {
     pub final_blow: bool,
 }
 
+/// The largest ISK value a killmail may carry (total, destroyed, dropped or fitted): 10^15 ISK,
+/// about a hundred times the costliest loss ever recorded. Ingest rejects larger values with a
+/// typed reason; the engine refuses them. Report sums are computed saturating at `i64::MAX`,
+/// which with this bound takes more than 9,000 maximal killmails in one battle.
+pub const MAX_ISK: i64 = 1_000_000_000_000_000;
+/// The largest damage one killmail may record (taken by the victim or done by one attacker):
+/// 10^12 hit points, far above any structure's.
+pub const MAX_DAMAGE: i64 = 1_000_000_000_000;
+
 /// SDE category of ships.
 pub const CATEGORY_SHIP: i64 = 6;
 /// SDE group of capsules (pods).
@@ -89,6 +98,33 @@ impl Killmail {
     /// Seconds since the Unix epoch.
     pub fn timestamp(&self) -> i64 {
         self.killmail_time.timestamp()
+    }
+
+    /// Why the engine cannot take this killmail, if it cannot: a value outside `0..=MAX_ISK` or a
+    /// damage outside `0..=MAX_DAMAGE`. Ingest checks the same bounds and rejects such records.
+    pub fn bounds_error(&self) -> Option<String> {
+        let isk = [
+            ("iskValue", Some(self.isk_value)),
+            ("droppedValue", self.dropped_value),
+            ("destroyedValue", self.destroyed_value),
+            ("fittedValue", self.fitted_value),
+        ];
+        for (field, value) in isk {
+            if let Some(v) = value.filter(|v| !(0..=MAX_ISK).contains(v)) {
+                return Some(format!("{field} {v} is outside 0..={MAX_ISK}"));
+            }
+        }
+        let damages = std::iter::once(("victim.damageTaken", self.victim.damage_taken)).chain(
+            self.attackers
+                .iter()
+                .map(|a| ("attackers.damageDone", a.damage_done)),
+        );
+        for (field, v) in damages {
+            if !(0..=MAX_DAMAGE).contains(&v) {
+                return Some(format!("{field} {v} is outside 0..={MAX_DAMAGE}"));
+            }
+        }
+        None
     }
 
     /// Attackers flown by players (with a character id).

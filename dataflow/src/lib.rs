@@ -4,8 +4,10 @@
 //! through [`Engine`]; [`reference`] computes the same battles sequentially for checking.
 
 pub mod cell;
+pub mod changes;
 pub mod engine;
 pub mod graph;
+pub mod handshake;
 pub mod killmail;
 pub mod link;
 pub mod reference;
@@ -16,7 +18,8 @@ pub mod sides;
 pub mod summarize;
 pub mod universe;
 
-pub use engine::{run_cluster_peer, Ended, Engine, Eviction, StepOutput};
+pub use changes::BattleChange;
+pub use engine::{run_cluster_peer, Engine, EngineError, Eviction, StepOutput};
 pub use killmail::{Attacker, Killmail, KillmailId, Victim};
 pub use link::LinkRule;
 pub use report::{battle_id, BattleReport, Team};
@@ -38,6 +41,24 @@ pub struct EngineConfig {
     /// process only.
     #[serde(default)]
     pub cluster: Option<Cluster>,
+    /// How long the processes of a cluster wait for each other to connect, in seconds.
+    #[serde(default = "default_cluster_timeout_secs")]
+    pub cluster_timeout_secs: u64,
+    /// Fault injection, for tests of failure handling: the worker that receives this killmail
+    /// panics. `None` (always, outside tests) adds nothing to the graph.
+    #[serde(skip)]
+    pub panic_on_killmail: Option<KillmailId>,
+}
+
+fn default_cluster_timeout_secs() -> u64 {
+    60
+}
+
+impl EngineConfig {
+    /// [`EngineConfig::cluster_timeout_secs`] as a duration.
+    pub fn cluster_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.cluster_timeout_secs)
+    }
 }
 
 /// A timely cluster: every process runs `workers` threads; process 0 drives the [`Engine`],
@@ -57,6 +78,8 @@ impl Default for EngineConfig {
             min_linked_killmails: 0,
             workers: 1,
             cluster: None,
+            cluster_timeout_secs: default_cluster_timeout_secs(),
+            panic_on_killmail: None,
         }
     }
 }

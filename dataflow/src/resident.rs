@@ -19,8 +19,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::changes::BattleChange;
 use crate::killmail::{Killmail, KillmailId};
-use crate::report::BattleReport;
 
 /// One resident battle: when its last killmail happened and which killmails it holds.
 #[derive(Clone, Debug)]
@@ -79,23 +79,19 @@ impl Resident {
         (accepted, dropped)
     }
 
-    /// Follows the battles through one step's consolidated changes.
-    pub(crate) fn observe(&mut self, changes: &[(Arc<BattleReport>, isize)]) {
-        for (r, d) in changes {
-            if *d < 0 {
-                self.battles.remove(&r.battle_id);
-            }
+    /// Follows the battles through one step's changes.
+    pub(crate) fn observe(&mut self, changes: &[BattleChange]) {
+        for change in changes {
+            self.battles.remove(&change.battle_id());
         }
-        for (r, d) in changes {
-            if *d > 0 {
-                self.battles.insert(
-                    r.battle_id,
-                    ResidentBattle {
-                        ended_at: r.ended_at,
-                        killmails: r.killmails.iter().map(|k| k.killmail_id).collect(),
-                    },
-                );
-            }
+        for r in changes.iter().filter_map(BattleChange::new_report) {
+            self.battles.insert(
+                r.battle_id,
+                ResidentBattle {
+                    ended_at: r.ended_at,
+                    killmails: r.killmails.iter().map(|k| k.killmail_id).collect(),
+                },
+            );
         }
     }
 

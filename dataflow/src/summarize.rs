@@ -117,12 +117,12 @@ impl Pilot {
                 self.ships.insert(at, *s);
             }
         }
-        self.kills += later.kills;
-        self.deaths += later.deaths;
-        self.damage_done += later.damage_done;
-        self.damage_received += later.damage_received;
-        self.isk_destroyed += later.isk_destroyed;
-        self.isk_lost += later.isk_lost;
+        self.kills = self.kills.saturating_add(later.kills);
+        self.deaths = self.deaths.saturating_add(later.deaths);
+        add(&mut self.damage_done, later.damage_done);
+        add(&mut self.damage_received, later.damage_received);
+        add(&mut self.isk_destroyed, later.isk_destroyed);
+        add(&mut self.isk_lost, later.isk_lost);
         self.first = self.first.min(later.first);
         self.last = self.last.max(later.last);
     }
@@ -160,6 +160,13 @@ pub struct Piece {
     /// Sorted, each once.
     pub entities: Vec<Entity>,
     pub isk_estimated: bool,
+}
+
+/// Adds an ISK or damage amount, saturating at `i64::MAX`. Amounts are never negative (see
+/// [`crate::killmail::MAX_ISK`]), so a saturated sum is the same in any order and grouping:
+/// `min(i64::MAX, exact sum)`.
+fn add(sum: &mut i64, amount: i64) {
+    *sum = sum.saturating_add(amount);
 }
 
 fn remember_name(names: &mut BTreeMap<i64, String>, id: Option<i64>, name: &Option<String>) {
@@ -218,9 +225,9 @@ impl PieceBuilder {
         remember_name(&mut self.alliance_names, v.alliance_id, &v.alliance_name);
         if let Some(ch) = v.character_id {
             let p = self.pilot(ch, at, &v.character_name, v.corporation_id, v.alliance_id);
-            p.deaths += 1;
-            p.damage_received += v.damage_taken;
-            p.isk_lost += km.isk_value;
+            p.deaths = p.deaths.saturating_add(1);
+            add(&mut p.damage_received, v.damage_taken);
+            add(&mut p.isk_lost, km.isk_value);
             p.ships.push(v.ship_type_id);
         }
         for a in km.player_attackers() {
@@ -232,10 +239,10 @@ impl PieceBuilder {
             );
             remember_name(&mut self.alliance_names, a.alliance_id, &a.alliance_name);
             let p = self.pilot(ch, at, &a.character_name, a.corporation_id, a.alliance_id);
-            p.damage_done += a.damage_done;
+            add(&mut p.damage_done, a.damage_done);
             if a.final_blow {
-                p.kills += 1;
-                p.isk_destroyed += km.isk_value;
+                p.kills = p.kills.saturating_add(1);
+                add(&mut p.isk_destroyed, km.isk_value);
             }
             if let Some(s) = a.ship_type_id {
                 p.ships.push(s);
@@ -343,6 +350,24 @@ fn combine<'a, K: Ord + Copy + 'a, V: Clone + 'a>(
 }
 
 /// The value of `key` in a sorted map.
+/// The first [`TOP_N`] of the `included` participants by `rank`, highest first, ties to the
+/// smallest character id.
+fn top<T>(
+    participants: &[Participant],
+    included: impl Fn(&Participant) -> bool,
+    rank: impl Fn(&Participant) -> (i64, i64),
+    row: impl Fn(&Participant) -> T,
+) -> Vec<T> {
+    let mut chosen: Vec<&Participant> = participants.iter().filter(|p| included(p)).collect();
+    chosen.sort_by(|a, b| {
+        rank(b)
+            .cmp(&rank(a))
+            .then(a.character_id.cmp(&b.character_id))
+    });
+    chosen.truncate(TOP_N);
+    chosen.into_iter().map(row).collect()
+}
+
 fn lookup<'a, K: Ord, V>(map: &'a [(K, V)], key: &K) -> Option<&'a V> {
     map.binary_search_by(|(k, _)| k.cmp(key))
         .ok()
@@ -412,12 +437,12 @@ pub fn summarize_pieces(pieces: &[&Piece]) -> BattleReport {
     for km in &kms {
         let victim_team = team(side_of(km.victim_entity));
         let lost = &mut totals[idx(victim_team)];
-        lost.isk_lost += km.isk;
+        add(&mut lost.isk_lost, km.isk);
         lost.ships_lost += 1;
         let won = &mut totals[idx(victim_team.other())];
-        won.isk_destroyed += km.isk;
+        add(&mut won.isk_destroyed, km.isk);
         won.ships_destroyed += 1;
-        total_isk += km.isk;
+        add(&mut total_isk, km.isk);
         battle_kms.push(BattleKillmail {
             killmail_id: km.killmail_id,
             killmail_time: km.time,
@@ -436,7 +461,7 @@ pub fn summarize_pieces(pieces: &[&Piece]) -> BattleReport {
         });
         if let Some(a) = km.victim_alliance_id {
             let entry = alliance_entry(&mut alliances[idx(victim_team)], a, alliance_name(a));
-            entry.isk_lost += km.isk;
+            add(&mut entry.isk_lost, km.isk);
         }
     }
 
@@ -450,7 +475,7 @@ pub fn summarize_pieces(pieces: &[&Piece]) -> BattleReport {
         if let Some(a) = p.alliance {
             let entry = alliance_entry(&mut alliances[idx(t)], a, alliance_name(a));
             entry.pilots += 1;
-            entry.isk_destroyed += p.isk_destroyed;
+            add(&mut entry.isk_destroyed, p.isk_destroyed);
         }
         totals[idx(t)].pilots += 1;
         participants.push(Participant {
@@ -479,36 +504,30 @@ pub fn summarize_pieces(pieces: &[&Piece]) -> BattleReport {
         });
     }
 
-    let mut top_killers: Vec<TopKiller> = participants
-        .iter()
-        .filter(|p| p.kills > 0)
-        .map(|p| TopKiller {
+    let top_killers = top(
+        &participants,
+        |p| p.kills > 0,
+        |p| (i64::from(p.kills), p.isk_destroyed),
+        |p| TopKiller {
             character_id: p.character_id,
             name: p.character_name.clone(),
             team: p.team,
             kills: p.kills,
             isk_destroyed: p.isk_destroyed,
-        })
-        .collect();
-    top_killers.sort_by(|a, b| {
-        (b.kills, b.isk_destroyed, a.character_id).cmp(&(a.kills, a.isk_destroyed, b.character_id))
-    });
-    top_killers.truncate(TOP_N);
-    let mut top_losers: Vec<TopLoser> = participants
-        .iter()
-        .filter(|p| p.deaths > 0)
-        .map(|p| TopLoser {
+        },
+    );
+    let top_losers = top(
+        &participants,
+        |p| p.deaths > 0,
+        |p| (p.isk_lost, i64::from(p.deaths)),
+        |p| TopLoser {
             character_id: p.character_id,
             name: p.character_name.clone(),
             team: p.team,
             deaths: p.deaths,
             isk_lost: p.isk_lost,
-        })
-        .collect();
-    top_losers.sort_by(|a, b| {
-        (b.isk_lost, b.deaths, a.character_id).cmp(&(a.isk_lost, a.deaths, b.character_id))
-    });
-    top_losers.truncate(TOP_N);
+        },
+    );
 
     let sorted_alliances = |m: &BTreeMap<i64, AllianceStats>| {
         let mut v: Vec<AllianceStats> = m.values().cloned().collect();
@@ -535,7 +554,9 @@ pub fn summarize_pieces(pieces: &[&Piece]) -> BattleReport {
 
     let total_killmails = kms.len() as i32;
     let share = |t: &TeamTotals| {
-        let all_isk = totals[0].isk_destroyed + totals[1].isk_destroyed;
+        let all_isk = totals[0]
+            .isk_destroyed
+            .saturating_add(totals[1].isk_destroyed);
         if all_isk > 0 {
             t.isk_destroyed as f64 / all_isk as f64
         } else {

@@ -36,7 +36,7 @@ fn two_processes_give_the_battles_of_one_worker() {
         .collect();
     let peer_config = cluster_config(&addresses, 1);
     let peer = std::thread::spawn(move || run_cluster_peer(peer_config));
-    let mut engine = Engine::try_start(cluster_config(&addresses, 0)).unwrap();
+    let mut engine = Engine::start(cluster_config(&addresses, 0)).unwrap();
 
     let kms = random_history(21, 500);
     let mut rng = ChaCha8Rng::seed_from_u64(21);
@@ -45,14 +45,14 @@ fn two_processes_give_the_battles_of_one_worker() {
     while !rest.is_empty() {
         let take = rng.random_range(1..=rest.len().min(80));
         let (batch, tail) = rest.split_at(take);
-        replica.apply(&engine.insert(batch.iter().cloned()));
+        replica.apply(&engine.insert(batch.iter().cloned()).unwrap());
         rest = tail;
     }
     let expected = reference::battles(&kms, &EngineConfig::default());
     assert_eq!(replica.sorted(), expected);
 
     // Retractions travel the same way.
-    replica.apply(&engine.retract(kms[..100].iter().cloned()));
+    replica.apply(&engine.retract(kms[..100].iter().cloned()).unwrap());
     assert_eq!(
         replica.sorted(),
         reference::battles(&kms[100..], &EngineConfig::default())
@@ -65,6 +65,6 @@ fn two_processes_give_the_battles_of_one_worker() {
 #[test]
 fn the_driver_must_be_process_0() {
     let addresses = vec!["127.0.0.1:1".to_owned(), "127.0.0.1:2".to_owned()];
-    assert!(Engine::try_start(cluster_config(&addresses, 1)).is_err());
+    assert!(Engine::start(cluster_config(&addresses, 1)).is_err());
     assert!(run_cluster_peer(cluster_config(&addresses, 0)).is_err());
 }

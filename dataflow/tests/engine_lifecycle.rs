@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::{BTreeMap, HashSet};
 
-use battles_dataflow::{reference, Engine, EngineConfig, Killmail, KillmailId};
+use battles_dataflow::{reference, BattleChange, Engine, EngineConfig, Killmail, KillmailId};
 use chrono::Duration;
 use common::{random_history, Replica};
 use rand::seq::SliceRandom;
@@ -33,14 +33,14 @@ fn sweep(engine: &mut Engine, kms: &[Killmail], rng: &mut ChaCha8Rng) -> (Replic
     while !rest.is_empty() {
         let take = rng.random_range(1..=rest.len().min(40));
         let (chunk, tail) = rest.split_at(take);
-        let eviction = engine.evict_closed(chunk[0].killmail_time);
+        let eviction = engine.evict_closed(chunk[0].killmail_time).unwrap();
         assert!(
             eviction.unexpected.changes.is_empty(),
             "evicting closed battles changed others: {:?}",
             eviction.unexpected.changes
         );
         evicted += eviction.battles;
-        store.apply(&engine.insert(chunk.iter().cloned()));
+        store.apply(&engine.insert(chunk.iter().cloned()).unwrap());
         peak = peak.max(engine.resident().killmails());
         rest = tail;
     }
@@ -53,7 +53,7 @@ fn evicting_closed_battles_changes_no_battle() {
         for seed in 0..6u64 {
             let kms = random_history(seed, 600);
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
-            let mut engine = Engine::start(config(workers));
+            let mut engine = Engine::start(config(workers)).unwrap();
             let (store, peak, evicted) = sweep(&mut engine, &kms, &mut rng);
             let expected = reference::battles(&kms, &config(1));
             assert_eq!(store.sorted(), expected, "seed {seed}, {workers} worker(s)");
@@ -79,11 +79,11 @@ fn late_killmails_take_their_stored_neighbourhood_back() {
             let by_id: BTreeMap<KillmailId, Killmail> =
                 kms.iter().map(|k| (k.killmail_id, k.clone())).collect();
 
-            let mut engine = Engine::start(config(workers));
+            let mut engine = Engine::start(config(workers)).unwrap();
             let (mut store, _, _) = sweep(&mut engine, &on_time, &mut rng);
             // Everything closed leaves memory, as after a long quiet spell.
             let end = kms.iter().map(|k| k.killmail_time).max().unwrap() + Duration::days(1);
-            let eviction = engine.evict_closed(end);
+            let eviction = engine.evict_closed(end).unwrap();
             assert!(eviction.unexpected.changes.is_empty());
             assert_eq!(engine.resident().killmails(), 0);
 
@@ -103,16 +103,20 @@ fn late_killmails_take_their_stored_neighbourhood_back() {
                         neighbourhood.extend(report.killmails.iter().map(|k| k.killmail_id));
                     }
                 }
-                let back = engine.rehydrate(neighbourhood.iter().map(|id| by_id[id].clone()));
-                for (report, diff) in &back.changes {
-                    assert_eq!(*diff, 1, "rehydration retracted a battle");
+                let back = engine
+                    .rehydrate(neighbourhood.iter().map(|id| by_id[id].clone()))
+                    .unwrap();
+                for change in &back.changes {
+                    let BattleChange::Created(report) = change else {
+                        panic!("rehydration changed a battle: {change:?}");
+                    };
                     assert_eq!(
                         store.battles.get(&report.battle_id),
                         Some(&**report),
                         "a rehydrated battle differs from the stored one"
                     );
                 }
-                store.apply(&engine.insert(batch.iter().cloned()));
+                store.apply(&engine.insert(batch.iter().cloned()).unwrap());
                 rest = tail;
             }
             let expected = reference::battles(&kms, &config(1));
@@ -124,15 +128,15 @@ fn late_killmails_take_their_stored_neighbourhood_back() {
 #[test]
 fn repeated_insertions_and_absent_retractions_are_ignored() {
     let kms = random_history(7, 80);
-    let mut engine = Engine::start(config(1));
+    let mut engine = Engine::start(config(1)).unwrap();
     let mut store = Replica::default();
-    store.apply(&engine.insert(kms.iter().cloned()));
-    let again = engine.insert(kms.iter().take(10).cloned());
+    store.apply(&engine.insert(kms.iter().cloned()).unwrap());
+    let again = engine.insert(kms.iter().take(10).cloned()).unwrap();
     assert_eq!(again.ignored, 10);
     assert!(again.changes.is_empty());
-    let gone = engine.retract(kms.iter().take(5).cloned());
+    let gone = engine.retract(kms.iter().take(5).cloned()).unwrap();
     store.apply(&gone);
-    let twice = engine.retract(kms.iter().take(5).cloned());
+    let twice = engine.retract(kms.iter().take(5).cloned()).unwrap();
     assert_eq!(twice.ignored, 5);
     assert!(twice.changes.is_empty());
     assert_eq!(store.sorted(), reference::battles(&kms[5..], &config(1)));

@@ -24,13 +24,13 @@ fn run_in_batches(
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut order = kms.to_vec();
     order.shuffle(&mut rng);
-    let mut engine = Engine::start(config(workers));
+    let mut engine = Engine::start(config(workers)).unwrap();
     let mut replica = Replica::default();
     let mut rest = &order[..];
     while !rest.is_empty() {
         let take = rng.random_range(1..=rest.len().min(60));
         let (batch, tail) = rest.split_at(take);
-        replica.apply(&engine.insert(batch.iter().cloned()));
+        replica.apply(&engine.insert(batch.iter().cloned()).unwrap());
         rest = tail;
     }
     replica.sorted()
@@ -84,9 +84,9 @@ fn order_batching_and_workers_do_not_change_the_result() {
 #[test]
 fn retracting_everything_leaves_nothing_and_partial_retraction_matches_reference() {
     let kms = random_history(5, 200);
-    let mut engine = Engine::start(config(2));
+    let mut engine = Engine::start(config(2)).unwrap();
     let mut replica = Replica::default();
-    replica.apply(&engine.insert(kms.iter().cloned()));
+    replica.apply(&engine.insert(kms.iter().cloned()).unwrap());
     assert!(!replica.battles.is_empty());
     // Retract every third killmail: the rest must be what the reference makes of it.
     let (gone, kept): (Vec<_>, Vec<_>) = kms
@@ -96,12 +96,12 @@ fn retracting_everything_leaves_nothing_and_partial_retraction_matches_reference
         .partition(|(i, _)| i % 3 == 0);
     let gone: Vec<_> = gone.into_iter().map(|(_, k)| k).collect();
     let kept: Vec<_> = kept.into_iter().map(|(_, k)| k).collect();
-    replica.apply(&engine.retract(gone.clone()));
+    replica.apply(&engine.retract(gone.clone()).unwrap());
     assert_eq!(
         replica.sorted(),
         reference::battles(&kept, &EngineConfig::default())
     );
-    replica.apply(&engine.retract(kept));
+    replica.apply(&engine.retract(kept).unwrap());
     assert!(
         replica.battles.is_empty(),
         "nothing left after retracting all"
@@ -112,16 +112,14 @@ fn retracting_everything_leaves_nothing_and_partial_retraction_matches_reference
 fn merges_report_the_continuing_battle() {
     // Two groups that a bridging killmail later joins.
     let kms = random_history(9, 400);
-    let mut engine = Engine::start(config(1));
+    let mut engine = Engine::start(config(1)).unwrap();
     let mut replica = Replica::default();
     let mut ended_any = false;
     for chunk in kms.chunks(25) {
-        let out = engine.insert(chunk.iter().cloned());
-        for e in &out.ended {
+        let out = engine.insert(chunk.iter().cloned()).unwrap();
+        for (_, continued_by) in out.ended() {
             ended_any = true;
-            let cont = e
-                .continued_by
-                .expect("a merge keeps the killmails somewhere");
+            let cont = continued_by.expect("a merge keeps the killmails somewhere");
             assert!(out.upserts().any(|r| r.battle_id == cont));
         }
         replica.apply(&out);
@@ -195,9 +193,9 @@ fn a_spam_run_is_one_battle_and_glues_no_fights() {
     }
     let expected = reference::battles(&kms, &EngineConfig::default());
     for workers in [1, 2] {
-        let mut engine = Engine::start(config(workers));
+        let mut engine = Engine::start(config(workers)).unwrap();
         let mut replica = Replica::default();
-        replica.apply(&engine.insert(kms.iter().cloned()));
+        replica.apply(&engine.insert(kms.iter().cloned()).unwrap());
         assert_eq!(replica.sorted(), expected, "{workers} worker(s)");
     }
     let sizes: Vec<i32> = {
@@ -254,5 +252,51 @@ fn pieces_give_the_report_of_one_pass() {
             multi_piece > 0,
             "seed {seed}: some battles span several pieces"
         );
+    }
+}
+
+/// The random histories the equality tests use reach the rules' corners: satellite runs,
+/// satellites in fights, battles across a region border, third parties, exact ties in the top
+/// killers, and decisive outcomes.
+#[test]
+fn random_histories_exercise_every_rule() {
+    let satellite = |k: &battles_dataflow::Killmail| {
+        k.attackers.iter().all(|a| a.character_id.is_none())
+            || k.victim.ship_group_id == Some(29)
+            || k.victim.ship_category_id.is_some_and(|c| c != 6)
+    };
+    let (mut runs, mut attached, mut cross_region, mut third, mut ties, mut decisive) =
+        (0, 0, 0, 0, 0, 0);
+    for seed in 0..12u64 {
+        let kms = random_history(seed, 40 + 15 * seed as usize);
+        let by_id: std::collections::BTreeMap<i64, &battles_dataflow::Killmail> =
+            kms.iter().map(|k| (k.killmail_id, k)).collect();
+        for r in reference::battles(&kms, &EngineConfig::default()) {
+            let members: Vec<_> = r.killmails.iter().map(|k| by_id[&k.killmail_id]).collect();
+            let satellites = members.iter().filter(|k| satellite(k)).count();
+            runs += usize::from(members.len() > 1 && satellites == members.len());
+            attached += usize::from(satellites > 0 && satellites < members.len());
+            let regions: std::collections::BTreeSet<i64> =
+                members.iter().map(|k| k.region_id).collect();
+            cross_region += usize::from(regions.len() > 1);
+            third += usize::from(r.participants.iter().any(|p| p.third_party));
+            let killers = &r.statistics.top_killers;
+            ties += killers
+                .windows(2)
+                .filter(|w| (w[0].kills, w[0].isk_destroyed) == (w[1].kills, w[1].isk_destroyed))
+                .count();
+            decisive += usize::from(r.is_decisive);
+        }
+    }
+    for (what, count) in [
+        ("satellite runs", runs),
+        ("fights with satellites", attached),
+        ("battles across a region border", cross_region),
+        ("battles with third parties", third),
+        ("exact top-killer ties", ties),
+        ("decisive battles", decisive),
+    ] {
+        assert!(count > 0, "no {what} in the random histories");
+        println!("{what}: {count}");
     }
 }

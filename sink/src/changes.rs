@@ -3,17 +3,15 @@
 //! reached and how to set each battle's status. One `StepChanges` is one transaction.
 
 use battles_dataflow::killmail::{Killmail, KillmailId};
-use std::sync::Arc;
-
-use battles_dataflow::report::BattleReport;
+use battles_dataflow::BattleChange;
 use chrono::{DateTime, Duration, Utc};
 
 /// The changes of one completed step.
 #[derive(Clone, Debug, Default)]
 pub struct StepChanges {
-    /// Consolidated report changes: `+1` a report now true, `-1` a report no longer true. A battle
-    /// id with both is an update, with only `+1` it was created, with only `-1` it ended.
-    pub battles: Vec<(Arc<BattleReport>, isize)>,
+    /// The engine's changes of this step: created, updated and ended battles, each ended one
+    /// with the battle that continues it (which the sink stores as an alias).
+    pub battles: Vec<BattleChange>,
     /// Killmails consumed in this step (stored for restarts; duplicates are ignored).
     pub killmails_inserted: Vec<Killmail>,
     /// Killmails withdrawn upstream in this step (removed from the store before inserts, so a

@@ -5,7 +5,6 @@
 //! each column as one array parameter and `UNNEST`s them).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
 
 use battles_dataflow::killmail::KillmailId;
 use battles_dataflow::report::{BattleKillmail, BattleReport, Participant};
@@ -16,17 +15,7 @@ use uuid::Uuid;
 use crate::changes::{BattleStatus, StatusRule, StepChanges};
 use crate::error::SinkError;
 use crate::text::{pg_string, to_pg_json};
-
-/// What happened to one battle in this step.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Change<'a> {
-    Created(&'a BattleReport),
-    Updated {
-        old: &'a BattleReport,
-        new: &'a BattleReport,
-    },
-    Ended(&'a BattleReport),
-}
+use battles_dataflow::BattleChange;
 
 /// Everything one step writes, column by column.
 #[derive(Debug, Default)]
@@ -207,82 +196,8 @@ pub(crate) struct RejectionColumns {
     pub received_at: Vec<DateTime<Utc>>,
 }
 
-/// Groups the consolidated report changes by battle id. Every id must carry at most one `-1`
-/// report and at most one `+1` report: anything else means the engine emitted something that
-/// is not a consolidated set of whole-report changes.
-pub(crate) fn classify(
-    battles: &[(Arc<BattleReport>, isize)],
-) -> Result<Vec<(Uuid, Change<'_>)>, SinkError> {
-    let mut by_id: BTreeMap<Uuid, (Option<&BattleReport>, Option<&BattleReport>)> = BTreeMap::new();
-    // Keep the first-seen order of ids for deterministic event order.
-    let mut order = Vec::new();
-    for (report, diff) in battles {
-        let slot = by_id.entry(report.battle_id).or_insert_with(|| {
-            order.push(report.battle_id);
-            (None, None)
-        });
-        let side = match diff {
-            -1 => &mut slot.0,
-            1 => &mut slot.1,
-            0 => continue,
-            d => {
-                return Err(SinkError::InconsistentChanges(format!(
-                    "battle {} has diff {d}; reports change by +1 or -1",
-                    report.battle_id
-                )))
-            }
-        };
-        if side.replace(report).is_some() {
-            return Err(SinkError::InconsistentChanges(format!(
-                "battle {} has two reports with diff {diff}",
-                report.battle_id
-            )));
-        }
-    }
-    let mut out = Vec::with_capacity(order.len());
-    for id in order {
-        let change = match by_id[&id] {
-            (None, Some(new)) => Change::Created(new),
-            (Some(old), Some(new)) => Change::Updated { old, new },
-            (Some(old), None) => Change::Ended(old),
-            (None, None) => continue,
-        };
-        out.push((id, change));
-    }
-    Ok(out)
-}
-
-/// The battle that continues `ended`: the new battle holding its first killmail, else the one
-/// holding most of its killmails (ties to the smallest id), else none (all retracted).
-pub(crate) fn continuing_battle(
-    ended: &BattleReport,
-    holder: &HashMap<KillmailId, Uuid>,
-) -> Option<Uuid> {
-    if let Some(id) = holder.get(&ended.first_killmail_id) {
-        if *id != ended.battle_id {
-            return Some(*id);
-        }
-    }
-    let mut counts: BTreeMap<Uuid, usize> = BTreeMap::new();
-    for k in &ended.killmails {
-        if let Some(id) = holder.get(&k.killmail_id) {
-            if *id != ended.battle_id {
-                *counts.entry(*id).or_default() += 1;
-            }
-        }
-    }
-    // max_by_key returns the last maximum; iterate in reverse id order so ties go to the
-    // smallest id.
-    counts
-        .into_iter()
-        .rev()
-        .max_by_key(|(_, n)| *n)
-        .map(|(id, _)| id)
-}
-
 impl WritePlan {
     pub fn build(changes: &StepChanges) -> Result<WritePlan, SinkError> {
-        let classified = classify(&changes.battles)?;
         let mut plan = WritePlan {
             suppress_events: changes.suppress_events,
             ..WritePlan::default()
@@ -296,52 +211,43 @@ impl WritePlan {
             plan.close_before = Some(watermark - close_after);
         }
 
-        let mut holder: HashMap<KillmailId, Uuid> = HashMap::new();
-        for (id, change) in &classified {
-            match change {
-                Change::Created(new) | Change::Updated { new, .. } => {
-                    check_unique(new)?;
-                    for k in &new.killmails {
-                        holder.insert(k.killmail_id, *id);
-                    }
-                }
-                Change::Ended(_) => {}
+        for change in &changes.battles {
+            if let Some(new) = change.new_report() {
+                check_unique(new)?;
             }
-        }
-
-        for (id, change) in &classified {
-            match *change {
-                Change::Created(new) => {
+            let id = change.battle_id();
+            match change {
+                BattleChange::Created(new) => {
                     let status = rule.status_of(new.last_killmail_at);
                     plan.push_battle(new, status);
-                    plan.created_ids.push(*id);
+                    plan.created_ids.push(id);
                     plan.push_statistics(new);
                     for p in &new.participants {
-                        plan.participants.push(*id, p);
-                        plan.created_participant_keys.push(*id, p.character_id);
+                        plan.participants.push(id, p);
+                        plan.created_participant_keys.push(id, p.character_id);
                         if p.third_party {
-                            plan.third_party_inserts.push(*id, p.character_id);
-                            plan.created_third_party_keys.push(*id, p.character_id);
+                            plan.third_party_inserts.push(id, p.character_id);
+                            plan.created_third_party_keys.push(id, p.character_id);
                         }
                     }
                     for k in &new.killmails {
-                        plan.battle_killmails.push(*id, k);
-                        plan.created_killmail_keys.push(*id, k.killmail_id);
+                        plan.battle_killmails.push(id, k);
+                        plan.created_killmail_keys.push(id, k.killmail_id);
                     }
                 }
-                Change::Updated { old, new } => {
+                BattleChange::Updated { old, new } => {
                     let status = rule.status_of(new.last_killmail_at);
                     plan.push_battle(new, status);
                     if old.statistics != new.statistics {
                         plan.push_statistics(new);
                     }
-                    plan.diff_participants(*id, &old.participants, &new.participants);
-                    plan.diff_killmails(*id, &old.killmails, &new.killmails);
+                    plan.diff_participants(id, &old.participants, &new.participants);
+                    plan.diff_killmails(id, &old.killmails, &new.killmails);
                 }
-                Change::Ended(old) => {
-                    plan.ended_ids.push(*id);
-                    if let Some(target) = continuing_battle(old, &holder) {
-                        plan.aliases.push((*id, target));
+                BattleChange::Ended { continued_by, .. } => {
+                    plan.ended_ids.push(id);
+                    if let Some(target) = continued_by {
+                        plan.aliases.push((id, *target));
                     }
                 }
             }

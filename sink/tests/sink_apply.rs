@@ -7,7 +7,9 @@ mod common;
 
 use std::collections::BTreeMap;
 
+use battles_dataflow::changes::classify;
 use battles_dataflow::report::battle_id;
+use battles_dataflow::BattleChange;
 use battles_sink::tokio_postgres::Client;
 use battles_sink::{
     BattleStatus, RejectionRow, SinkError, SourcePosition, StatusRule, StepChanges,
@@ -170,7 +172,7 @@ async fn created_updated_merged_retracted() {
     renamed.third_party = true;
     let stats = sink
         .apply(StepChanges {
-            battles: vec![(a.clone(), -1), (a2.clone(), 1)],
+            battles: classify(vec![(a.clone(), -1), (a2.clone(), 1)]).unwrap(),
             ..StepChanges::default()
         })
         .await
@@ -217,7 +219,8 @@ async fn created_updated_merged_retracted() {
     assert_eq!(merged.battle_id, a.battle_id);
     let stats = sink
         .apply(StepChanges {
-            battles: vec![(a2.clone(), -1), (b.clone(), -1), (merged.clone(), 1)],
+            battles: classify(vec![(a2.clone(), -1), (b.clone(), -1), (merged.clone(), 1)])
+                .unwrap(),
             ..StepChanges::default()
         })
         .await
@@ -265,7 +268,7 @@ async fn created_updated_merged_retracted() {
     let all_ids: Vec<i64> = merged_kms.iter().map(|k| k.id).collect();
     let stats = sink
         .apply(StepChanges {
-            battles: vec![(merged.clone(), -1)],
+            battles: classify(vec![(merged.clone(), -1)]).unwrap(),
             killmails_retracted: all_ids,
             ..StepChanges::default()
         })
@@ -388,7 +391,7 @@ async fn replaying_a_step_changes_nothing() {
     let shrunk = vec![km(1, 0, 2001, &[1000], 10_000_000)];
     let stats = sink
         .apply(StepChanges {
-            battles: vec![(report(&shrunk), 1)],
+            battles: classify(vec![(report(&shrunk), 1)]).unwrap(),
             ..StepChanges::default()
         })
         .await
@@ -459,17 +462,15 @@ async fn the_watermark_opens_and_closes_battles() {
 async fn inconsistent_changes_are_refused_and_nul_is_stored() {
     let (db, sink) = fresh().await;
     let a = report(&battle_a());
+    // The engine's typed changes come from consolidated diffs; anything else is refused there.
+    assert!(classify(vec![(a.clone(), 2)]).is_err());
+    assert!(classify(vec![(a.clone(), 1), (a.clone(), 1)]).is_err());
+    // A report that lists a pilot twice cannot be written row by row.
+    let mut twice = (*a).clone();
+    twice.participants.push(twice.participants[0].clone());
     let err = sink
         .apply(StepChanges {
-            battles: vec![(a.clone(), 2)],
-            ..StepChanges::default()
-        })
-        .await
-        .unwrap_err();
-    assert!(matches!(err, SinkError::InconsistentChanges(_)), "{err}");
-    let err = sink
-        .apply(StepChanges {
-            battles: vec![(a.clone(), 1), (a.clone(), 1)],
+            battles: vec![BattleChange::Created(std::sync::Arc::new(twice))],
             ..StepChanges::default()
         })
         .await
@@ -481,8 +482,10 @@ async fn inconsistent_changes_are_refused_and_nul_is_stored() {
     let mut kms = battle_a();
     kms[0].victim = 2001;
     let mut step = create_step(&[kms]);
-    std::sync::Arc::make_mut(&mut step.battles[0].0).participants[0].character_name =
-        "bad\0name".into();
+    let BattleChange::Created(created) = &mut step.battles[0] else {
+        unreachable!("create_step creates")
+    };
+    std::sync::Arc::make_mut(created).participants[0].character_name = "bad\0name".into();
     step.killmails_inserted[0].solar_system_name = "J\0ita".into();
     step.rejections = vec![RejectionRow {
         raw_payload: "\0\0".into(),
@@ -502,6 +505,56 @@ async fn inconsistent_changes_are_refused_and_nul_is_stored() {
         sink.load_killmails(None).await.unwrap()[0].solar_system_name,
         "J\0ita"
     );
+    drop(sink);
+    db.drop_database().await.unwrap();
+}
+
+/// A merge made by the real engine: the battle it says continues the ended one is the alias
+/// target and the `battle.deleted` event's `continuingBattleId`, and nothing else decides.
+/// The second merge retracts the ended battle's first killmail, so the continuation comes from
+/// the rule's second clause (the battle holding most of its killmails).
+#[tokio::test]
+async fn engine_merges_give_aliases_and_events_that_agree() {
+    let (db, sink) = fresh().await;
+    let client = db.connect().await.unwrap();
+    let mut engine = battles_dataflow::Engine::start(Default::default()).unwrap();
+    // Two fights in one system by different people, then a killmail that bridges them.
+    let fight_a = [km(1, 0, 2001, &[1001], 10), km(2, 1, 2002, &[1001], 10)];
+    let fight_b = [km(3, 2, 3001, &[4001], 10), km(4, 3, 3002, &[4001], 10)];
+    let bridge = [km(5, 4, 4001, &[1001], 10)];
+    let mut expected_aliases = BTreeMap::new();
+    for step in [&fight_a[..], &fight_b[..], &bridge[..]] {
+        let out = engine.insert(step.iter().map(killmail)).unwrap();
+        for (ended, continued_by) in out.ended() {
+            expected_aliases.insert(ended, continued_by.expect("a merge continues"));
+        }
+        sink.apply(StepChanges {
+            battles: out.changes,
+            killmails_inserted: step.iter().map(killmail).collect(),
+            ..StepChanges::default()
+        })
+        .await
+        .unwrap();
+    }
+    let b = battle_id(3);
+    assert_eq!(
+        expected_aliases,
+        BTreeMap::from([(b, battle_id(1))]),
+        "B merged into A"
+    );
+    assert_eq!(sink.load_aliases().await.unwrap(), expected_aliases);
+    let events = client
+        .query(
+            "SELECT payload FROM battle_events_outbox WHERE event_type = 'battle.deleted'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    let data: serde_json::Value = events[0].get(0);
+    assert_eq!(data["data"]["battleId"], b.to_string());
+    assert_eq!(data["data"]["continuingBattleId"], battle_id(1).to_string());
+    drop(client);
     drop(sink);
     db.drop_database().await.unwrap();
 }

@@ -34,7 +34,12 @@ async fn bulk_apply_throughput() {
     let (db, sink) = fresh().await;
     let battles: Vec<Vec<Km>> = (0..10_000).map(battle).collect();
     let step = create_step(&battles);
-    let participants: usize = step.battles.iter().map(|(r, _)| r.participants.len()).sum();
+    let participants: usize = step
+        .battles
+        .iter()
+        .filter_map(|c| c.new_report())
+        .map(|r| r.participants.len())
+        .sum();
     assert_eq!(participants, 100_000);
 
     let started = Instant::now();
@@ -53,11 +58,14 @@ async fn bulk_apply_throughput() {
 
     // The next step changes one participant of every battle.
     let mut battles_changed = Vec::new();
-    for (old, _) in &step.battles {
-        let mut new = (**old).clone();
+    for change in &step.battles {
+        let old = change.new_report().expect("a created battle").clone();
+        let mut new = (*old).clone();
         new.participants[0].damage_done += 1;
-        battles_changed.push((old.clone(), -1));
-        battles_changed.push((std::sync::Arc::new(new), 1));
+        battles_changed.push(battles_dataflow::BattleChange::Updated {
+            old,
+            new: std::sync::Arc::new(new),
+        });
     }
     let started = Instant::now();
     let stats = sink

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use battles_dataflow::{BattleReport, Engine, EngineConfig, Killmail};
+use battles_dataflow::{BattleChange, BattleReport, Engine, EngineConfig, Killmail};
 use battles_sink::{Sink, StatusRule, StepChanges};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -139,8 +139,7 @@ pub fn backfill(
         .block_on(sink.stored_killmail_times())
         .context("reading the stored killmails")?;
     let stored_ids: HashSet<i64> = stored_times.iter().map(|(_, id)| *id).collect();
-    let engine = Engine::try_start(options.engine.clone())
-        .map_err(|e| anyhow::anyhow!("starting the clustering engine: {e}"))?;
+    let engine = Engine::start(options.engine.clone()).context("starting the clustering engine")?;
     let mut sweep = Sweep {
         sink: sink.clone(),
         runtime,
@@ -257,7 +256,7 @@ impl Sweep<'_> {
             let last = chunk[chunk.len() - 1].killmail_time;
 
             let t = Instant::now();
-            let eviction = self.engine.evict_closed(first);
+            let eviction = self.engine.evict_closed(first)?;
             self.summary.evicted_battles += eviction.battles as u64;
             self.summary.engine_time += t.elapsed();
             if !eviction.unexpected.changes.is_empty() {
@@ -286,10 +285,14 @@ impl Sweep<'_> {
                     .context("loading stored battles next to the new killmails")?;
                 let t = Instant::now();
                 let before = self.engine.resident().killmails();
-                let back = self.engine.rehydrate(neighbourhood);
+                let back = self.engine.rehydrate(neighbourhood)?;
                 self.summary.rehydrated += (self.engine.resident().killmails() - before) as u64;
                 self.summary.engine_time += t.elapsed();
-                if back.changes.iter().any(|(_, d)| *d < 0) {
+                if back
+                    .changes
+                    .iter()
+                    .any(|c| !matches!(c, BattleChange::Created(_)))
+                {
                     tracing::warn!(
                         "stored battles disagree with the engine (stored by another version or \
                          rule?); re-cluster the range {from} .. {to} to repair them"
@@ -299,7 +302,7 @@ impl Sweep<'_> {
 
             let stored_copy = chunk.clone();
             let t = Instant::now();
-            let out = self.engine.insert(chunk);
+            let out = self.engine.insert(chunk)?;
             self.summary.engine_steps.push(t.elapsed());
             self.summary.engine_time += t.elapsed();
             self.summary.peak_resident_killmails = self
@@ -357,14 +360,12 @@ impl Largest {
     /// Battles this small are not kept.
     const MIN_KILLMAILS: i32 = 5;
 
-    fn observe(&mut self, changes: &[(Arc<BattleReport>, isize)]) {
-        for (r, d) in changes {
-            if *d < 0 {
-                self.battles.remove(&r.battle_id);
-            }
+    fn observe(&mut self, changes: &[BattleChange]) {
+        for change in changes {
+            self.battles.remove(&change.battle_id());
         }
-        for (r, d) in changes {
-            if *d > 0 && r.total_killmails >= Self::MIN_KILLMAILS {
+        for r in changes.iter().filter_map(BattleChange::new_report) {
+            if r.total_killmails >= Self::MIN_KILLMAILS {
                 self.battles.insert(r.battle_id, r.clone());
             }
         }

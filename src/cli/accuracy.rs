@@ -67,11 +67,11 @@ pub fn run(args: AccuracyArgs) -> anyhow::Result<ExitCode> {
         workers: args.workers.max(1),
         rule,
         ..EngineConfig::default()
-    });
+    })?;
     let started = Instant::now();
     let mut battles = BTreeMap::new();
     for batch in generated.killmails.chunks(args.batch.max(1)) {
-        engine.insert(batch.iter().cloned()).apply_to(&mut battles);
+        engine.insert(batch.iter().cloned())?.apply_to(&mut battles);
     }
     let elapsed = started.elapsed();
     let accuracy = evaluate(

@@ -45,8 +45,9 @@ pub struct BackfillArgs {
     #[arg(long)]
     pub sample: bool,
 
-    /// PostgreSQL URL of the battles database.
-    #[arg(long, env = "DATABASE_URL")]
+    /// PostgreSQL URL of the battles database [default: the configuration's `database_url`
+    /// (`DATABASE_URL`), else the local server, else a private one].
+    #[arg(long)]
     pub database_url: Option<String>,
 
     /// TOML configuration file (else $BATTLES_CONFIG, else built-in defaults).
@@ -89,6 +90,7 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<ExitCode> {
         config_file: args.config.clone(),
         time_skew_secs: args.time_skew_secs,
         workers: args.workers,
+        database_url: args.database_url.clone(),
         ..Overrides::default()
     })?;
     let mut paths = args.paths.clone();
@@ -101,7 +103,7 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     let sink = runtime.block_on(async {
-        let server = postgres::discover(args.database_url.clone()).await?;
+        let server = postgres::discover(config.database_url.clone()).await?;
         let shown = postgres::redact(&server.url);
         eprintln!("database: {shown}");
         let sink = Sink::connect(SinkConfig {
@@ -114,7 +116,7 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<ExitCode> {
     })?;
     let options = BackfillOptions {
         paths,
-        ingest: IngestContext::from_config(&config),
+        ingest: IngestContext::new(config.time_skew_secs),
         max_record_bytes: config.max_record_bytes,
         engine: EngineConfig {
             workers: config.workers,

@@ -53,7 +53,7 @@ pub struct BenchArgs {
     pub chunk: usize,
 
     /// PostgreSQL server to create the scratch database on (its database name is ignored).
-    #[arg(long, env = "DATABASE_URL")]
+    #[arg(long)]
     pub database_url: Option<String>,
 
     /// Print the results as JSON.
@@ -111,8 +111,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    let database_url = crate::config::Config::load(&crate::config::Overrides {
+        database_url: args.database_url.clone(),
+        ..Default::default()
+    })?
+    .database_url;
     let db = runtime.block_on(async {
-        let server = postgres::discover(args.database_url.clone()).await?;
+        let server = postgres::discover(database_url).await?;
         let db = TestDatabase::create_on(server)
             .await
             .context("creating the scratch database")?;

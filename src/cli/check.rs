@@ -87,7 +87,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         rejects_path: args.rejects.clone(),
         ..Overrides::default()
     })?;
-    let ctx = IngestContext::from_config(&config);
+    let ctx = IngestContext::new(config.time_skew_secs);
     let mut sources = open_sources(&args.paths)?.with_max_record_bytes(config.max_record_bytes);
     let mut rejects_file = match &config.rejects_path {
         Some(path) => Some(

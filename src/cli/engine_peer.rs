@@ -23,9 +23,15 @@ pub struct EnginePeerArgs {
     #[arg(long)]
     pub process: usize,
 
-    /// Worker threads of this process (every process must use the same number).
-    #[arg(long, default_value_t = 1)]
-    pub workers: usize,
+    /// Worker threads of this process [default: the configuration's `workers`, the number of
+    /// cores, as for backfill]. Every process must run the same number: a mismatch is refused
+    /// on both sides with a message naming both counts.
+    #[arg(long)]
+    pub workers: Option<usize>,
+
+    /// Configuration file (TOML) [env: BATTLES_CONFIG].
+    #[arg(long)]
+    pub config: Option<std::path::PathBuf>,
 }
 
 pub fn run(args: EnginePeerArgs) -> anyhow::Result<ExitCode> {
@@ -40,8 +46,13 @@ pub fn run(args: EnginePeerArgs) -> anyhow::Result<ExitCode> {
         args.process,
         args.cluster.len()
     );
-    run_cluster_peer(EngineConfig {
+    let config = crate::config::Config::load(&crate::config::Overrides {
+        config_file: args.config.clone(),
         workers: args.workers,
+        ..Default::default()
+    })?;
+    run_cluster_peer(EngineConfig {
+        workers: config.workers,
         cluster: Some(Cluster {
             addresses: args.cluster,
             process: args.process,

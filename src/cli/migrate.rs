@@ -12,7 +12,7 @@ use crate::postgres;
 pub struct MigrateArgs {
     /// PostgreSQL URL of the battles database, e.g. postgres://postgres@127.0.0.1:5432/battles_db.
     /// Without it: the local server, else a private one when PostgreSQL is installed.
-    #[arg(long, env = "DATABASE_URL")]
+    #[arg(long)]
     pub database_url: Option<String>,
 }
 
@@ -21,8 +21,13 @@ pub fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    let database_url = crate::config::Config::load(&crate::config::Overrides {
+        database_url: args.database_url,
+        ..Default::default()
+    })?
+    .database_url;
     runtime.block_on(async move {
-        let server = postgres::discover(args.database_url).await?;
+        let server = postgres::discover(database_url).await?;
         let shown = postgres::redact(&server.url);
         let created = battles_sink::ensure_database(&server.config)
             .await

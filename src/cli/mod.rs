@@ -8,6 +8,7 @@ pub mod check;
 pub mod engine_peer;
 pub mod generate;
 pub mod migrate;
+pub mod serve;
 
 use clap::{Parser, Subcommand};
 
@@ -38,6 +39,8 @@ pub enum Command {
     EnginePeer(engine_peer::EnginePeerArgs),
     /// Create the battles database if needed and apply the schema migrations not yet applied.
     Migrate(migrate::MigrateArgs),
+    /// Serve the REST API (battles_api) on the configured address, reading PostgreSQL only.
+    Serve(serve::ServeArgs),
 }
 
 impl Cli {
@@ -51,6 +54,7 @@ impl Cli {
             Command::Backfill(args) => backfill::run(args),
             Command::Bench(args) => bench::run(args),
             Command::EnginePeer(args) => engine_peer::run(args),
+            Command::Serve(args) => serve::run(args),
         }
     }
 }

@@ -4,15 +4,13 @@
 
 use std::borrow::Cow;
 
+use battles_dataflow::killmail::{MAX_DAMAGE, MAX_ISK};
 use battles_dataflow::{Attacker, Killmail, Universe, Victim};
 
 use super::raw::{Amount, RawAttacker, RawRecord, RawVictim, RawZkb};
 use super::time::{eve_launch, parse_time};
 use super::value::{estimate, round_isk, ItemTotals, Prices};
 use super::{IngestContext, RejectReason, Shape};
-
-/// Largest ISK amount accepted (beyond it a float no longer rounds to a distinct i64).
-const MAX_ISK: f64 = 9.0e18;
 
 /// Spells field names the way the record's shape does.
 #[derive(Clone, Copy)]
@@ -110,25 +108,48 @@ fn positive(v: i64, names: Names, camel: &str, snake: &str) -> Result<i64, Rejec
     }
 }
 
-fn non_negative(v: i64, names: Names, camel: &str, snake: &str) -> Result<i64, RejectReason> {
-    if v >= 0 {
-        Ok(v)
-    } else {
+/// A damage: not negative and at most [`MAX_DAMAGE`].
+fn damage(v: i64, names: Names, camel: &str, snake: &str) -> Result<i64, RejectReason> {
+    if v < 0 {
         Err(RejectReason::NegativeValue(names.field(camel, snake)))
+    } else if v > MAX_DAMAGE {
+        Err(RejectReason::ValueTooLarge {
+            field: names.field(camel, snake),
+            max: MAX_DAMAGE,
+        })
+    } else {
+        Ok(v)
     }
 }
 
-/// An ISK amount: not negative, within i64, floats rounded to whole ISK. `field` names it.
+/// An ISK amount: not negative, at most [`MAX_ISK`], floats rounded to whole ISK. `field`
+/// names it.
 fn isk(v: Option<Amount>, field: impl Fn() -> String) -> Result<Option<i64>, RejectReason> {
+    let too_large = || RejectReason::ValueTooLarge {
+        field: field(),
+        max: MAX_ISK,
+    };
     match v {
         None => Ok(None),
         Some(Amount::Int(x)) if x < 0 => Err(RejectReason::NegativeValue(field())),
+        Some(Amount::Int(x)) if x > MAX_ISK => Err(too_large()),
         Some(Amount::Int(x)) => Ok(Some(x)),
         Some(Amount::Float(x)) if x < 0.0 => Err(RejectReason::NegativeValue(field())),
-        Some(Amount::Float(x)) if !x.is_finite() || x > MAX_ISK => {
-            Err(RejectReason::WrongType(field()))
-        }
+        Some(Amount::Float(x)) if !x.is_finite() => Err(RejectReason::WrongType(field())),
+        Some(Amount::Float(x)) if x > MAX_ISK as f64 => Err(too_large()),
         Some(Amount::Float(x)) => Ok(Some(round_isk(x))),
+    }
+}
+
+/// An estimated value within [`MAX_ISK`] (absurd item quantities can exceed it).
+fn estimated(v: i64) -> Result<i64, RejectReason> {
+    if (0..=MAX_ISK).contains(&v) {
+        Ok(v)
+    } else {
+        Err(RejectReason::ValueTooLarge {
+            field: "estimated value of the items".into(),
+            max: MAX_ISK,
+        })
     }
 }
 
@@ -243,12 +264,12 @@ fn build(
     } else {
         let listed = items.unwrap_or_default();
         let e = estimate(km.victim.ship_type_id, &listed, Prices::embedded());
-        km.isk_value = e.total;
+        km.isk_value = estimated(e.total)?;
         km.isk_estimated = true;
-        km.destroyed_value = Some(e.destroyed);
-        km.fitted_value = Some(e.fitted);
+        km.destroyed_value = Some(estimated(e.destroyed)?);
+        km.fitted_value = Some(estimated(e.fitted)?);
         // Without an item list (enriched records) nothing is known of what dropped.
-        km.dropped_value = items.is_some().then_some(e.dropped);
+        km.dropped_value = items.is_some().then(|| estimated(e.dropped)).transpose()?;
     }
     Ok(km)
 }
@@ -297,7 +318,7 @@ fn victim(
         "victim.shipTypeId",
         "victim.ship_type_id",
     )?;
-    let damage_taken = non_negative(
+    let damage_taken = damage(
         raw.damage_taken.unwrap_or(0),
         names,
         "victim.damageTaken",
@@ -333,7 +354,7 @@ fn attacker(
     names: Names,
     universe: &Universe,
 ) -> Result<Attacker, RejectReason> {
-    let damage_done = non_negative(
+    let damage_done = damage(
         raw.damage_done.unwrap_or(0),
         names,
         "attackers.damageDone",

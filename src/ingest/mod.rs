@@ -84,11 +84,6 @@ impl IngestContext {
         }
     }
 
-    /// From the service configuration.
-    pub fn from_config(config: &crate::config::Config) -> IngestContext {
-        IngestContext::new(config.time_skew_secs)
-    }
-
     /// The current time as this context sees it.
     pub fn now(&self) -> DateTime<Utc> {
         self.fixed_now.unwrap_or_else(Utc::now)

@@ -49,6 +49,11 @@ pub enum RejectReason {
     /// A damage, quantity or ISK value is negative.
     #[error("field `{0}` is negative")]
     NegativeValue(String),
+    /// An ISK value or damage above the documented maximum
+    /// (`battles_dataflow::killmail::MAX_ISK`, `MAX_DAMAGE`), so that no sum over a battle can
+    /// wrap.
+    #[error("field `{field}` is larger than the maximum of {max}")]
+    ValueTooLarge { field: String, max: i64 },
     /// The killmail time is before EVE Online's launch (2003-05-06) or too far in the future.
     #[error("killmail time {time} is out of range (before 2003-05-06 or more than {max_skew_secs} s in the future)")]
     TimeOutOfRange {
@@ -83,6 +88,7 @@ impl RejectReason {
             RejectReason::InvalidTimestamp(_) => "invalid_timestamp",
             RejectReason::NonPositiveId(_) => "non_positive_id",
             RejectReason::NegativeValue(_) => "negative_value",
+            RejectReason::ValueTooLarge { .. } => "value_too_large",
             RejectReason::TimeOutOfRange { .. } => "time_out_of_range",
             RejectReason::UnknownSystem(_) => "unknown_system",
             RejectReason::NoAttackers => "no_attackers",

@@ -12,6 +12,7 @@ use battles_dataflow::report::{
     battle_id, BattleKillmail, BattleReport, Participant, Statistics, SystemStats, Team,
     TeamTotals, TimelineEntry, TopKiller, TopLoser,
 };
+use battles_dataflow::BattleChange;
 use battles_sink::{Sink, StepChanges, TestDatabase};
 use chrono::{DateTime, Duration, Utc};
 
@@ -268,7 +269,10 @@ pub fn report(kms: &[Km]) -> Arc<BattleReport> {
 /// A step that creates the battles of `battles` and stores their killmails.
 pub fn create_step(battles: &[Vec<Km>]) -> StepChanges {
     StepChanges {
-        battles: battles.iter().map(|kms| (report(kms), 1)).collect(),
+        battles: battles
+            .iter()
+            .map(|kms| BattleChange::Created(report(kms)))
+            .collect(),
         killmails_inserted: battles.iter().flatten().map(killmail).collect(),
         ..StepChanges::default()
     }

@@ -1,0 +1,246 @@
+//! `GET /api/battles/{id}`: one battle in full, read in one query (the battle row joined with
+//! its `battle_statistics` row), plus one names-cache query when the resolver is on and some
+//! entity is unnamed. Ship type names and system security come from the embedded SDE.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::Json;
+use deadpool_postgres::Client;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use crate::error::{ApiError, ApiResult};
+use crate::names::{self, Names, Unnamed};
+use crate::params::{uuid_segment, QueryParams};
+use crate::routes::battle_ref::{moved_or_missing, outcome, team_totals, SUMMARY_COLUMNS};
+use crate::shapes::{
+    AllianceShare, BattleDetail, DetailStatistics, Place, ShipTypeCount, SystemDetail, TeamDetail,
+    TopKiller, TopLoser,
+};
+use crate::sql::{bigint, int, name};
+use crate::state::ApiState;
+use crate::universe::StaticData;
+
+/// `battle_statistics.top_killers` entries as the sink writes them.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredKiller {
+    character_id: i64,
+    #[serde(default)]
+    name: String,
+    team: String,
+    kills: i32,
+    isk_destroyed: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredLoser {
+    character_id: i64,
+    #[serde(default)]
+    name: String,
+    team: String,
+    deaths: i32,
+    isk_lost: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredAlliance {
+    alliance_id: i64,
+    #[serde(default)]
+    name: String,
+    pilots: i32,
+    isk_destroyed: i64,
+    isk_lost: i64,
+}
+
+/// The statistics JSON of one battle (empty when it has no statistics row).
+#[derive(Default)]
+struct StoredStatistics {
+    top_killers: Vec<StoredKiller>,
+    top_losers: Vec<StoredLoser>,
+    ship_types: [BTreeMap<String, i32>; 2],
+    alliances: [Vec<StoredAlliance>; 2],
+}
+
+impl StoredStatistics {
+    fn from_row(row: &Row, id: Uuid) -> ApiResult<StoredStatistics> {
+        Ok(StoredStatistics {
+            top_killers: json_column(row, "top_killers", id)?,
+            top_losers: json_column(row, "top_losers", id)?,
+            ship_types: [
+                json_column(row, "team_a_ship_types", id)?,
+                json_column(row, "team_b_ship_types", id)?,
+            ],
+            alliances: [
+                json_column(row, "team_a_alliances", id)?,
+                json_column(row, "team_b_alliances", id)?,
+            ],
+        })
+    }
+
+    fn unnamed(&self) -> Unnamed {
+        let mut unnamed = Unnamed::default();
+        for k in &self.top_killers {
+            unnamed.note(Some(&k.name), Some(k.character_id));
+        }
+        for l in &self.top_losers {
+            unnamed.note(Some(&l.name), Some(l.character_id));
+        }
+        for a in self.alliances.iter().flatten() {
+            unnamed.note(Some(&a.name), Some(a.alliance_id));
+        }
+        unnamed
+    }
+}
+
+/// A JSONB column decoded, its default when NULL.
+fn json_column<T: DeserializeOwned + Default>(row: &Row, column: &str, id: Uuid) -> ApiResult<T> {
+    match row.get::<_, Option<serde_json::Value>>(column) {
+        None => Ok(T::default()),
+        Some(value) => serde_json::from_value(value).map_err(|e| {
+            ApiError::Inconsistent(format!("battle {id}: battle_statistics.{column}: {e}"))
+        }),
+    }
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/battles/{id}",
+    tag = "battles",
+    params(("id" = Uuid, Path, description = "Battle id")),
+    responses(
+        (status = 200, body = BattleDetail),
+        (status = 308, description = "The battle merged into another; Location names it", body = crate::shapes::ErrorBody),
+        (status = 400, body = crate::shapes::ErrorBody),
+        (status = 404, body = crate::shapes::ErrorBody),
+    )
+)]
+pub async fn battle_detail(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<BattleDetail>> {
+    let id = uuid_segment("id", &id)?;
+    QueryParams::parse(raw.as_deref(), &[])?;
+    let client = state.pool().get().await?;
+    let Some(row) = battle_row(&client, id).await? else {
+        return Err(moved_or_missing(&client, id, "", raw.as_deref()).await);
+    };
+    let stored = StoredStatistics::from_row(&row, id)?;
+    let names = names::resolve(state.names(), &client, stored.unnamed()).await?;
+    Ok(Json(detail_from(&row, stored, &names)))
+}
+
+async fn battle_row(client: &Client, id: Uuid) -> ApiResult<Option<Row>> {
+    let sql = format!(
+        "SELECT {SUMMARY_COLUMNS}, b.last_killmail_at, b.created_at, b.updated_at, \
+           s.top_killers, s.top_losers, s.team_a_ship_types, s.team_b_ship_types, \
+           s.team_a_alliances, s.team_b_alliances \
+         FROM battles b LEFT JOIN battle_statistics s ON s.battle_id = b.id \
+         WHERE b.id = $1 AND b.deleted_at IS NULL"
+    );
+    let statement = client.prepare_cached(&sql).await?;
+    Ok(client.query_opt(&statement, &[&id]).await?)
+}
+
+fn detail_from(row: &Row, stored: StoredStatistics, names: &Names) -> BattleDetail {
+    let system_id: i64 = row.get("primary_system_id");
+    let StoredStatistics {
+        top_killers,
+        top_losers,
+        ship_types: [ships_a, ships_b],
+        alliances: [allies_a, allies_b],
+    } = stored;
+    BattleDetail {
+        id: row.get("id"),
+        started_at: row.get("started_at"),
+        ended_at: row.get("ended_at"),
+        duration: int(row, "duration_seconds"),
+        primary_system: SystemDetail {
+            id: system_id,
+            name: name(row, "primary_system_name"),
+            security: StaticData::embedded().security(system_id),
+        },
+        primary_region: Place {
+            id: row.get("primary_region_id"),
+            name: name(row, "primary_region_name"),
+        },
+        statistics: DetailStatistics {
+            total_killmails: int(row, "total_killmails"),
+            total_pilots: int(row, "total_pilots"),
+            total_isk_destroyed: bigint(row, "total_isk_destroyed"),
+            team_a: team_detail(row, "team_a", allies_a, ships_a, names),
+            team_b: team_detail(row, "team_b", allies_b, ships_b, names),
+            top_killers: top_killers.into_iter().map(|k| killer(k, names)).collect(),
+            top_losers: top_losers.into_iter().map(|l| loser(l, names)).collect(),
+        },
+        outcome: outcome(row),
+        status: row.get("status"),
+        last_killmail_at: row.get("last_killmail_at"),
+        created_at: row.get("created_at"),
+        updated_at: row.get("updated_at"),
+    }
+}
+
+fn team_detail(
+    row: &Row,
+    team: &str,
+    alliances: Vec<StoredAlliance>,
+    ship_types: BTreeMap<String, i32>,
+    names: &Names,
+) -> TeamDetail {
+    let totals = team_totals(row, team);
+    TeamDetail {
+        pilots: totals.pilots,
+        isk_destroyed: totals.isk_destroyed,
+        isk_lost: totals.isk_lost,
+        ships_destroyed: totals.ships_destroyed,
+        ships_lost: totals.ships_lost,
+        top_alliances: alliances
+            .into_iter()
+            .map(|a| AllianceShare {
+                alliance_name: names.pick(Some(&a.name), a.alliance_id),
+                alliance_id: a.alliance_id,
+                pilots: a.pilots,
+                isk_destroyed: a.isk_destroyed,
+                isk_lost: a.isk_lost,
+            })
+            .collect(),
+        ship_types: ship_types
+            .into_iter()
+            .map(|(type_id, count)| {
+                let name = type_id
+                    .parse()
+                    .ok()
+                    .and_then(|id| StaticData::embedded().type_name(id))
+                    .map(str::to_owned);
+                (type_id, ShipTypeCount { name, count })
+            })
+            .collect(),
+    }
+}
+
+fn killer(k: StoredKiller, names: &Names) -> TopKiller {
+    TopKiller {
+        character_name: names.pick(Some(&k.name), k.character_id),
+        character_id: k.character_id,
+        team: k.team,
+        kills: k.kills,
+        isk_destroyed: k.isk_destroyed,
+    }
+}
+
+fn loser(l: StoredLoser, names: &Names) -> TopLoser {
+    TopLoser {
+        character_name: names.pick(Some(&l.name), l.character_id),
+        character_id: l.character_id,
+        team: l.team,
+        deaths: l.deaths,
+        isk_lost: l.isk_lost,
+    }
+}
