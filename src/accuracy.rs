@@ -531,9 +531,17 @@ mod tests {
         assert_eq!(a.merged_big_battles, 1);
         assert_eq!((a.background_killmails, a.background_in_fights), (2, 1));
         assert!(close(a.background_swallowed(), 0.5));
-        let targets = Targets::for_density(Density::Sparse);
-        let misses = targets.misses(&a);
+        let strict = Targets {
+            max_merged_big_battles: 0,
+            ..Targets::for_density(Density::Sparse)
+        };
+        let misses = strict.misses(&a);
         assert!(misses.iter().any(|m| m.contains("hold two")), "{misses:?}");
+        let handful = Targets::for_density(Density::Sparse).misses(&a);
+        assert!(
+            !handful.iter().any(|m| m.contains("hold two")),
+            "{handful:?}"
+        );
         // Apart, nothing is merged or swallowed.
         let apart: Vec<(i64, u64)> = (1..=21)
             .map(|k| (k, 100 + (k > 10) as u64 + (k > 20) as u64))
