@@ -63,6 +63,7 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Pool(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Database(e) if timed_out(e) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Database(_) | ApiError::Inconsistent(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -76,6 +77,7 @@ impl ApiError {
             ApiError::Unauthorized => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::Pool(_) => "unavailable",
+            ApiError::Database(e) if timed_out(e) => "unavailable",
             ApiError::Database(_) | ApiError::Inconsistent(_) => "internal",
         }
     }
@@ -117,6 +119,12 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// True when PostgreSQL cancelled the statement (`statement_timeout`): the server is busy, not
+/// broken, so the answer is 503.
+fn timed_out(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED)
 }
 
 /// The result of a handler.

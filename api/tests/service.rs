@@ -263,3 +263,37 @@ async fn metrics_openapi_request_ids_and_cors() {
     assert!(other.headers().get("access-control-allow-origin").is_none());
     api.stop().await;
 }
+
+#[tokio::test]
+async fn slow_requests_and_statements_answer_503() {
+    let hurried = ApiSettings {
+        request_timeout: std::time::Duration::from_nanos(1),
+        ..settings()
+    };
+    let api = TestApi::start(FIXTURE, hurried).await;
+    assert_eq!(
+        api.get("/api/battles").await.status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    api.stop().await;
+    // Every session of the API runs with statement_timeout; a statement past it is a 503.
+    let api = TestApi::seeded().await;
+    let slow = battles_api::pool(
+        api.db.config().clone(),
+        1,
+        std::time::Duration::from_millis(1),
+    )
+    .unwrap();
+    let session = slow.get().await.unwrap();
+    let err = session
+        .query_one("SELECT pg_sleep(0.05)", &[])
+        .await
+        .unwrap_err();
+    let api_error = battles_api::ApiError::from(err);
+    assert_eq!(
+        api_error.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{api_error}"
+    );
+    api.stop().await;
+}

@@ -1,0 +1,159 @@
+//! The API over battles the real pipeline wrote: generated killmails backfilled through the
+//! engine and the sink, then read back over HTTP. Checks that what the sink stores (rows and
+//! statistics JSON) is what the API answers: totals agree with the tables, the largest battle's
+//! detail, participants and killmails agree with its row, and every killmail finds its battle.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::sync::Arc;
+
+use battles::backfill::progress::Progress;
+use battles::backfill::{backfill, BackfillOptions};
+use battles::generate::output::{write_to_dir, KILLMAILS_FILE};
+use battles::generate::GeneratorConfig;
+use battles_api::{ApiSettings, ApiState};
+use battles_dataflow::EngineConfig;
+use battles_sink::TestDatabase;
+use serde_json::Value;
+
+/// GET `path` on `addr` over plain HTTP/1.1; the status and the JSON body.
+fn get(addr: SocketAddr, path: &str) -> (u16, Value) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let text = String::from_utf8(response).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+fn ok(addr: SocketAddr, path: &str) -> Value {
+    let (status, body) = get(addr, path);
+    assert_eq!(status, 200, "GET {path}: {body}");
+    body
+}
+
+fn generated(dir: &Path) -> std::path::PathBuf {
+    let config = GeneratorConfig {
+        seed: 21,
+        days: 1,
+        scale: 1.0,
+        ..GeneratorConfig::default()
+    };
+    write_to_dir(config, dir, false).unwrap();
+    dir.join(KILLMAILS_FILE)
+}
+
+#[test]
+fn the_api_answers_what_the_backfill_wrote() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = generated(dir.path());
+    let db = rt.block_on(TestDatabase::create()).unwrap();
+    let sink = Arc::new(rt.block_on(db.sink()).unwrap());
+    let options = BackfillOptions {
+        chunk: 300,
+        engine: EngineConfig {
+            workers: 2,
+            ..EngineConfig::default()
+        },
+        ..BackfillOptions::new(vec![file])
+    };
+    backfill(sink, &rt, &options, &Progress::hidden()).unwrap();
+
+    let addr = rt.block_on(async {
+        let pool = battles_api::pool(
+            db.config().clone(),
+            2,
+            ApiSettings::default().statement_timeout,
+        )
+        .unwrap();
+        let state = ApiState::new(pool, ApiSettings::default()).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(battles_api::serve(listener, state, std::future::pending()));
+        addr
+    });
+    let client = rt.block_on(db.connect()).unwrap();
+    let count = |sql: &str| -> i64 { rt.block_on(client.query_one(sql, &[])).unwrap().get(0) };
+
+    let battles = count("SELECT count(*) FROM battles WHERE deleted_at IS NULL");
+    assert!(battles > 50, "the generated day makes battles: {battles}");
+    let list = ok(addr, "/api/battles?limit=100");
+    assert_eq!(list["pagination"]["total"], battles);
+    let stats = ok(addr, "/api/battles/stats");
+    assert_eq!(stats["totalBattles"], battles);
+
+    let largest = &ok(addr, "/api/battles?sort=-pilots&limit=1")["battles"][0];
+    let id = largest["id"].as_str().unwrap();
+    let pilots = largest["statistics"]["totalPilots"].as_i64().unwrap();
+    assert!(pilots >= 20, "a real fight: {largest}");
+    let detail = ok(addr, &format!("/api/battles/{id}"));
+    let s = &detail["statistics"];
+    assert_eq!(s["totalPilots"], pilots);
+    assert_eq!(
+        s["teamA"]["pilots"].as_i64().unwrap() + s["teamB"]["pilots"].as_i64().unwrap(),
+        pilots
+    );
+    assert!(detail["primarySystem"]["security"].is_number());
+    let killer = &s["topKillers"][0];
+    assert!(
+        killer["characterName"].is_string(),
+        "enriched killmails carry names: {killer}"
+    );
+    assert!(s["teamA"]["shipTypes"]
+        .as_object()
+        .unwrap()
+        .values()
+        .all(|t| t["name"].is_string()));
+
+    let participants = ok(addr, &format!("/api/battles/{id}/participants?limit=100"));
+    assert_eq!(participants["pagination"]["total"], pilots);
+    let kills: Vec<i64> = participants["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["kills"].as_i64().unwrap())
+        .collect();
+    assert!(
+        kills.windows(2).all(|w| w[0] >= w[1]),
+        "sorted by -kills: {kills:?}"
+    );
+    assert_eq!(
+        kills[0],
+        killer["kills"].as_i64().unwrap(),
+        "the top killer leads the participants"
+    );
+
+    let killmails = ok(addr, &format!("/api/battles/{id}/killmails?limit=100"));
+    assert_eq!(killmails["pagination"]["total"], s["totalKillmails"]);
+    for k in killmails["killmails"].as_array().unwrap().iter().take(20) {
+        let found = ok(addr, &format!("/api/killmails/{}/battle", k["killmailId"]));
+        assert_eq!(found["battleId"], id);
+    }
+    let aliases = rt
+        .block_on(client.query(
+            "SELECT ended_battle_id, battle_id FROM battle_aliases LIMIT 5",
+            &[],
+        ))
+        .unwrap();
+    for alias in aliases {
+        let ended: uuid::Uuid = alias.get(0);
+        let target: uuid::Uuid = alias.get(1);
+        let (status, body) = get(addr, &format!("/api/battles/{ended}"));
+        assert_eq!(status, 308);
+        assert_eq!(body["battleId"], target.to_string());
+    }
+    drop(client);
+    rt.block_on(db.drop_database()).unwrap();
+}
