@@ -154,7 +154,7 @@ fn time() -> impl Strategy<Value = DateTime<Utc>> {
 }
 
 fn isk() -> impl Strategy<Value = i64> {
-    0i64..=i64::MAX
+    0i64..=battles_dataflow::killmail::MAX_ISK
 }
 
 prop_compose! {
