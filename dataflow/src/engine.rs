@@ -538,10 +538,14 @@ fn consolidate(mut changes: Vec<(Arc<BattleReport>, isize)>) -> Vec<(Arc<BattleR
 
 impl Drop for Engine {
     fn drop(&mut self) {
+        // Asked before the commands close (the driving worker finishes then) and before the
+        // guards are taken: a healthy engine is joined, so that timely's network threads
+        // tell the other processes it is shutting down before this process can exit.
+        let healthy = self.failed.is_none() && self.workers_alive();
         let (closed, _) = channel();
         drop(std::mem::replace(&mut self.commands, closed));
         if let Some(guards) = self.guards.take() {
-            if self.failed.is_some() || !self.workers_alive() {
+            if !healthy {
                 // A failed engine's other workers may wait for a peer that is gone: joining
                 // them could block for ever, so they are left to end with the process.
                 std::mem::forget(guards);
