@@ -3,8 +3,9 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    battles::telemetry::init();
-    match battles::cli::Cli::parse().run() {
+    let cli = battles::cli::Cli::parse();
+    battles::telemetry::init(cli.log_format);
+    match cli.run() {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -63,3 +63,75 @@ fn an_unreachable_database_url_is_one_clear_error() {
     assert!(out.contains("does not answer"), "{out}");
     assert_eq!(out.lines().count(), 1, "{out}");
 }
+
+/// `battles migrate` on `url` with the extra flags `args` and environment `env`: success and
+/// stderr. The log settings of the test's own environment are removed first.
+fn migrate_logging(url: &str, args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_battles"))
+        .args(args)
+        .args(["migrate", "--database-url", url])
+        .env_remove("DATABASE_URL")
+        .env_remove("BATTLES_LOG_FORMAT")
+        .env_remove("RUST_LOG")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Every line of `err` that is a log line is one JSON object with a level, a target and a
+/// message; there is at least one.
+fn assert_json_lines(err: &str) {
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with('{')).collect();
+    assert!(!lines.is_empty(), "no JSON log lines: {err}");
+    for line in lines {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(v["level"].is_string(), "{line}");
+        assert!(v["target"].is_string(), "{line}");
+        assert!(v["fields"]["message"].is_string(), "{line}");
+    }
+}
+
+#[tokio::test]
+async fn piped_logs_are_plain_quiet_by_default_and_json_on_request() {
+    let server = postgres::discover(None).await.unwrap();
+    let db = TestDatabase::create_empty_on(server).await.unwrap();
+
+    // First run, default filter, piped: no library chatter, no colour codes.
+    let (ok, err) = migrate_logging(&db.url, &[], &[]);
+    assert!(ok, "{err}");
+    assert!(
+        !err.contains('\u{1b}'),
+        "escape codes in piped logs: {err:?}"
+    );
+    assert!(
+        !err.contains("refinery"),
+        "the migration library's INFO lines are shown by default: {err}"
+    );
+
+    // RUST_LOG is honoured; text stays plain when piped.
+    let (ok, err) = migrate_logging(&db.url, &[], &[("RUST_LOG", "info")]);
+    assert!(ok, "{err}");
+    assert!(err.contains("refinery"), "RUST_LOG=info was ignored: {err}");
+    assert!(
+        !err.contains('\u{1b}'),
+        "escape codes in piped logs: {err:?}"
+    );
+
+    // JSON, by flag and by environment.
+    let (ok, err) = migrate_logging(&db.url, &["--log-format", "json"], &[("RUST_LOG", "info")]);
+    assert!(ok, "{err}");
+    assert_json_lines(&err);
+    let (ok, err) = migrate_logging(
+        &db.url,
+        &[],
+        &[("RUST_LOG", "info"), ("BATTLES_LOG_FORMAT", "json")],
+    );
+    assert!(ok, "{err}");
+    assert_json_lines(&err);
+    db.drop_database().await.unwrap();
+}

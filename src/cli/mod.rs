@@ -12,10 +12,16 @@ pub mod serve;
 
 use clap::{Parser, Subcommand};
 
+use crate::telemetry::LogFormat;
+
 /// Clusters EVE Online killmails into battle reports.
 #[derive(Debug, Parser)]
 #[command(name = "battles", version, about, long_about = None)]
 pub struct Cli {
+    /// Log lines on stderr: `auto` (text, coloured only on a terminal), `text` or `json`.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Auto, env = "BATTLES_LOG_FORMAT")]
+    pub log_format: LogFormat,
+
     #[command(subcommand)]
     pub command: Command,
 }
