@@ -2,6 +2,11 @@
 
 use clap::Parser;
 
+/// mimalloc instead of glibc's malloc: the API's many small allocations per request (rows,
+/// JSON) cost a quarter of its CPU under glibc (docs/benchmarks.md, "API").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = battles::cli::Cli::parse();
     battles::telemetry::init(cli.log_format);

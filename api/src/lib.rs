@@ -16,6 +16,7 @@ pub mod settings;
 pub mod shapes;
 pub mod sql;
 pub mod state;
+pub mod totals;
 pub mod universe;
 
 use std::future::Future;

@@ -23,6 +23,9 @@ pub struct ApiSettings {
     /// A filtered list whose matches the planner puts at no more than this is counted exactly;
     /// beyond it `total` is the planner's estimate (and `X-Total-Estimated: true` says so).
     pub exact_count_limit: i64,
+    /// How long the total of a filtered list is reused for the same filter (zero: never).
+    /// Only `pagination.total` can be this old; rows and `hasMore` are always fresh.
+    pub total_cache_ttl: Duration,
     /// The optional ESI names resolver.
     pub names: NameResolverSettings,
 }
@@ -51,6 +54,7 @@ impl Default for ApiSettings {
             request_timeout: Duration::from_secs(10),
             statement_timeout: Duration::from_secs(5),
             exact_count_limit: 2_000,
+            total_cache_ttl: Duration::from_secs(5),
             names: NameResolverSettings::default(),
         }
     }

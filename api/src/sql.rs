@@ -2,7 +2,10 @@
 //! crate with `$?` where its value goes; values are always bound parameters, so nothing a
 //! client sends ever becomes SQL text.
 
+use std::fmt;
 use tokio_postgres::types::ToSql;
+
+use tokio_postgres::row::RowIndex;
 use tokio_postgres::Row;
 
 /// A conjunction of conditions and the values they bind.
@@ -52,6 +55,16 @@ impl Conditions {
         }
     }
 
+    /// The conditions with their values, as one string: equal keys mean the same rows.
+    pub fn key(&self) -> String {
+        use std::fmt::Write;
+        let mut key = self.where_sql();
+        for value in &self.params {
+            let _ = write!(key, "\u{1f}{value:?}");
+        }
+        key
+    }
+
     /// The bound values, in placeholder order.
     pub fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
         self.params
@@ -62,17 +75,17 @@ impl Conditions {
 }
 
 /// An `INT` column the schema leaves nullable (`DEFAULT 0`), as the number it means.
-pub fn int(row: &Row, column: &str) -> i32 {
+pub fn int<I: RowIndex + fmt::Display>(row: &Row, column: I) -> i32 {
     row.get::<_, Option<i32>>(column).unwrap_or(0)
 }
 
 /// A `BIGINT` column the schema leaves nullable (`DEFAULT 0`).
-pub fn bigint(row: &Row, column: &str) -> i64 {
+pub fn bigint<I: RowIndex + fmt::Display>(row: &Row, column: I) -> i64 {
     row.get::<_, Option<i64>>(column).unwrap_or(0)
 }
 
 /// A stored name, `None` when empty (the killmails carried none).
-pub fn name(row: &Row, column: &str) -> Option<String> {
+pub fn name<I: RowIndex + fmt::Display>(row: &Row, column: I) -> Option<String> {
     row.get::<_, Option<String>>(column)
         .filter(|s| !s.is_empty())
 }
@@ -95,5 +108,19 @@ mod tests {
         assert_eq!(limit, "$3");
         assert_eq!(c.params().len(), 3);
         assert_eq!(Conditions::default().where_sql(), "TRUE");
+    }
+
+    #[test]
+    fn keys_differ_by_condition_and_by_value() {
+        let with = |system: i64, pilots: Option<i32>| {
+            let mut c = Conditions::new(&["deleted_at IS NULL"]);
+            c.add("primary_system_id = $?", system);
+            c.add_some("total_pilots >= $?", pilots);
+            c.key()
+        };
+        assert_eq!(with(1, Some(3)), with(1, Some(3)));
+        assert_ne!(with(1, Some(3)), with(2, Some(3)));
+        assert_ne!(with(1, Some(3)), with(1, Some(4)));
+        assert_ne!(with(1, Some(3)), with(1, None));
     }
 }

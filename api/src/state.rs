@@ -10,6 +10,10 @@ use tokio_postgres::NoTls;
 
 use crate::names::NameResolver;
 use crate::settings::ApiSettings;
+use crate::totals::TotalsCache;
+
+/// Filters whose totals are kept at once (a few hundred bytes each).
+const TOTALS_CACHE_CAPACITY: usize = 10_000;
 
 /// What the process consuming killmails (`battles run`) tells the API about itself.
 pub trait ConsumerStatus: Send + Sync {
@@ -31,6 +35,7 @@ struct Inner {
     names: Option<NameResolver>,
     metrics: PrometheusHandle,
     consumer: Option<Arc<dyn ConsumerStatus>>,
+    totals: Arc<TotalsCache>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +56,10 @@ impl ApiState {
             true => Some(NameResolver::new(&settings.names)?),
             false => None,
         };
+        let totals = Arc::new(TotalsCache::new(
+            settings.total_cache_ttl,
+            TOTALS_CACHE_CAPACITY,
+        ));
         Ok(ApiState {
             inner: Arc::new(Inner {
                 pool,
@@ -58,6 +67,7 @@ impl ApiState {
                 names,
                 metrics,
                 consumer: None,
+                totals,
             }),
         })
     }
@@ -72,6 +82,7 @@ impl ApiState {
                 names: inner.names.clone(),
                 metrics: inner.metrics.clone(),
                 consumer: Some(consumer),
+                totals: inner.totals.clone(),
             }),
         }
     }
@@ -86,6 +97,11 @@ impl ApiState {
 
     pub fn names(&self) -> Option<&NameResolver> {
         self.inner.names.as_ref()
+    }
+
+    /// The recent totals of filtered lists.
+    pub fn totals(&self) -> &TotalsCache {
+        &self.inner.totals
     }
 
     pub fn metrics(&self) -> &PrometheusHandle {

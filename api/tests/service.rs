@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use battles_api::ApiSettings;
 use common::spec;
 use common::*;
@@ -295,5 +297,72 @@ async fn slow_requests_and_statements_answer_503() {
         StatusCode::SERVICE_UNAVAILABLE,
         "{api_error}"
     );
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn a_filtered_total_is_reused_for_its_time_while_rows_stay_fresh() {
+    let ttl = Duration::from_millis(1_500);
+    let api = TestApi::start(
+        FIXTURE,
+        ApiSettings {
+            total_cache_ttl: ttl,
+            ..settings()
+        },
+    )
+    .await;
+    let client = api.db.connect().await.unwrap();
+    let visible = |pilots: i32| {
+        let client = &client;
+        async move {
+            client
+                .query_one(
+                    "SELECT count(*) FROM battles WHERE deleted_at IS NULL AND total_pilots >= $1",
+                    &[&pilots],
+                )
+                .await
+                .unwrap()
+                .get::<_, i64>(0)
+        }
+    };
+    let page = |body: &Value| {
+        (
+            body["pagination"]["total"].as_i64().unwrap(),
+            body["battles"][0]["id"].clone(),
+        )
+    };
+    let path = "/api/battles?minPilots=2&limit=1";
+    let before = visible(2).await;
+    assert!(before >= 2, "the fixture has several battles of 2+ pilots");
+    let (total, _) = page(&api.json(path, StatusCode::OK).await);
+    assert_eq!(total, before);
+
+    // One more match, newest of all: the page shows it at once, the total a moment later.
+    let newest: uuid::Uuid = client
+        .query_one(
+            "INSERT INTO battles (id, started_at, ended_at, primary_system_id, primary_system_name,
+               primary_region_id, primary_region_name, total_pilots, status)
+             VALUES (gen_random_uuid(), '2030-01-01', '2030-01-01', 30000142, 'Jita', 10000002,
+               'The Forge', 2, 'closed')
+             RETURNING id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(visible(2).await, before + 1);
+    let (total, first) = page(&api.json(path, StatusCode::OK).await);
+    assert_eq!(first, newest.to_string(), "rows are read fresh");
+    assert_eq!(total, before, "the total of a moment ago is reused");
+    let other = "/api/battles?minPilots=2&limit=1&startDate=2000-01-01";
+    let (other_total, _) = page(&api.json(other, StatusCode::OK).await);
+    assert_eq!(
+        other_total,
+        before + 1,
+        "another filter is counted on its own"
+    );
+    tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+    let (total, _) = page(&api.json(path, StatusCode::OK).await);
+    assert_eq!(total, before + 1, "counted again once its time is over");
     api.stop().await;
 }

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
 use crate::names::{self, Names, Unnamed};
-use crate::params::{uuid_segment, QueryParams};
+use crate::params::{uuid_segment, QueryParams, Team};
 use crate::routes::battle_ref::{moved_or_missing, outcome, team_totals, SUMMARY_COLUMNS};
 use crate::shapes::{
     AllianceShare, BattleDetail, DetailStatistics, Place, ShipTypeCount, SystemDetail, TeamDetail,
@@ -174,8 +174,8 @@ fn detail_from(row: &Row, stored: StoredStatistics, names: &Names) -> BattleDeta
             total_killmails: int(row, "total_killmails"),
             total_pilots: int(row, "total_pilots"),
             total_isk_destroyed: bigint(row, "total_isk_destroyed"),
-            team_a: team_detail(row, "team_a", allies_a, ships_a, names),
-            team_b: team_detail(row, "team_b", allies_b, ships_b, names),
+            team_a: team_detail(row, Team::A, allies_a, ships_a, names),
+            team_b: team_detail(row, Team::B, allies_b, ships_b, names),
             top_killers: top_killers.into_iter().map(|k| killer(k, names)).collect(),
             top_losers: top_losers.into_iter().map(|l| loser(l, names)).collect(),
         },
@@ -189,7 +189,7 @@ fn detail_from(row: &Row, stored: StoredStatistics, names: &Names) -> BattleDeta
 
 fn team_detail(
     row: &Row,
-    team: &str,
+    team: Team,
     alliances: Vec<StoredAlliance>,
     ship_types: BTreeMap<String, i32>,
     names: &Names,

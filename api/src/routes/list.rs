@@ -23,6 +23,7 @@ use crate::routes::battle_ref::{summary_from_row, SUMMARY_COLUMNS};
 use crate::shapes::{BattleList, ListPagination};
 use crate::sql::Conditions;
 use crate::state::ApiState;
+use crate::totals::{Total, TotalsCache};
 
 const PARAMETERS: &[&str] = &[
     "startDate",
@@ -142,12 +143,6 @@ fn order_by(sort: Sort<SortKey>) -> &'static str {
     }
 }
 
-/// A count and whether it is exact.
-struct Total {
-    value: i64,
-    exact: bool,
-}
-
 #[utoipa::path(
     get,
     path = "/api/battles",
@@ -183,14 +178,11 @@ pub async fn list_battles(
     let sort = q.sort("sort", &SORT_KEYS, default)?;
     let paging = q.paging()?;
     let client = state.pool().get().await?;
-    let (list, exact) = query_list(
-        &client,
-        &filter,
-        sort,
-        paging,
-        state.settings().exact_count_limit,
-    )
-    .await?;
+    let counting = Counting {
+        exact_limit: state.settings().exact_count_limit,
+        recent: state.totals(),
+    };
+    let (list, exact) = query_list(&client, &filter, sort, paging, &counting).await?;
     let mut response = Json(list).into_response();
     if !exact {
         response
@@ -200,12 +192,20 @@ pub async fn list_battles(
     Ok(response)
 }
 
+/// How a filtered list's total is found.
+struct Counting<'a> {
+    /// Counted exactly when the planner expects at most this many matches.
+    exact_limit: i64,
+    /// Totals found for the same filter a moment ago.
+    recent: &'a TotalsCache,
+}
+
 async fn query_list(
     client: &Client,
     filter: &Filter,
     sort: Sort<SortKey>,
     paging: Paging,
-    exact_count_limit: i64,
+    counting: &Counting<'_>,
 ) -> ApiResult<(BattleList, bool)> {
     let page = async {
         let mut c = filter.conditions();
@@ -233,7 +233,7 @@ async fn query_list(
         Some(total) => total,
         None => match page_proves_total(paging, rows.len(), has_more) {
             Some(value) => Total { value, exact: true },
-            None => counted_total(client, filter, exact_count_limit).await?,
+            None => filtered_total(client, filter, counting).await?,
         },
     };
     let list = BattleList {
@@ -264,6 +264,21 @@ async fn maintained_count(client: &Client, status: Option<&'static str>) -> ApiR
     let status = status.map(str::to_owned);
     let value: i64 = client.query_one(&statement, &[&status]).await?.get(0);
     Ok(Total { value, exact: true })
+}
+
+/// The filter's total from a moment ago, else counted (or estimated) now and kept.
+async fn filtered_total(
+    client: &Client,
+    filter: &Filter,
+    counting: &Counting<'_>,
+) -> ApiResult<Total> {
+    let key = filter.conditions().key();
+    if let Some(total) = counting.recent.get(&key) {
+        return Ok(total);
+    }
+    let total = counted_total(client, filter, counting.exact_limit).await?;
+    counting.recent.put(key, total);
+    Ok(total)
 }
 
 /// The exact count when the planner expects at most `limit` matching rows (counting them stops
@@ -303,7 +318,8 @@ async fn planner_estimate(client: &Client, filter: &Filter) -> ApiResult<i64> {
         "EXPLAIN (FORMAT JSON) SELECT 1 FROM battles b WHERE {}",
         c.where_sql()
     );
-    let row = client.query_one(&sql, &c.params()).await?;
+    let statement = client.prepare_cached(&sql).await?;
+    let row = client.query_one(&statement, &c.params()).await?;
     let plan: Value = row.get(0);
     plan.pointer("/0/Plan/Plan Rows")
         .and_then(Value::as_f64)
