@@ -36,6 +36,15 @@ pub enum ApiError {
     /// The route does not exist.
     #[error("no such endpoint: {0}")]
     NoRoute(String),
+    /// The route exists, but not for this method.
+    #[error("{method} is not allowed here")]
+    MethodNotAllowed { method: String },
+    /// The request body is larger than `limit` bytes.
+    #[error("request body over {limit} bytes")]
+    BodyTooLarge { limit: usize },
+    /// The request took longer than the configured time limit.
+    #[error("the request took longer than its time limit")]
+    TimedOut,
     /// The database or the pool failed.
     #[error("database: {0}")]
     Database(#[from] tokio_postgres::Error),
@@ -59,6 +68,9 @@ impl ApiError {
         match self {
             ApiError::InvalidParameter { .. } | ApiError::InvalidBody(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound { .. } | ApiError::NoRoute(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TimedOut => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::MergedInto { .. } => StatusCode::PERMANENT_REDIRECT,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -73,6 +85,9 @@ impl ApiError {
             ApiError::InvalidParameter { .. } => "invalid_parameter",
             ApiError::InvalidBody(_) => "invalid_body",
             ApiError::NotFound { .. } | ApiError::NoRoute(_) => "not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::BodyTooLarge { .. } => "body_too_large",
+            ApiError::TimedOut => "unavailable",
             ApiError::MergedInto { .. } => "merged",
             ApiError::Unauthorized => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
@@ -83,9 +98,10 @@ impl ApiError {
     }
 
     fn body(&self) -> Value {
-        let message = match self.status().is_server_error() {
-            true => "internal error".to_owned(),
-            false => self.to_string(),
+        let message = match self {
+            ApiError::TimedOut => self.to_string(),
+            _ if self.status().is_server_error() => "internal error".to_owned(),
+            _ => self.to_string(),
         };
         let mut body = json!({ "error": self.code(), "message": message });
         match self {

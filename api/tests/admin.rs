@@ -211,5 +211,7 @@ async fn bad_bodies_are_400_naming_the_field() {
     );
     let response = post(&api, Some(ADMIN_TOKEN), &huge).await;
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["error"], "body_too_large", "{answer}");
     api.stop().await;
 }

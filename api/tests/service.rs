@@ -273,9 +273,13 @@ async fn slow_requests_and_statements_answer_503() {
         ..settings()
     };
     let api = TestApi::start(FIXTURE, hurried).await;
-    assert_eq!(
-        api.get("/api/battles").await.status(),
-        StatusCode::SERVICE_UNAVAILABLE
+    let answer = api
+        .json("/api/battles", StatusCode::SERVICE_UNAVAILABLE)
+        .await;
+    assert_eq!(answer["error"], "unavailable", "{answer}");
+    assert!(
+        answer["message"].as_str().unwrap().contains("time limit"),
+        "{answer}"
     );
     api.stop().await;
     // Every session of the API runs with statement_timeout; a statement past it is a 503.
@@ -364,5 +368,24 @@ async fn a_filtered_total_is_reused_for_its_time_while_rows_stay_fresh() {
     tokio::time::sleep(ttl + Duration::from_millis(100)).await;
     let (total, _) = page(&api.json(path, StatusCode::OK).await);
     assert_eq!(total, before + 1, "counted again once its time is over");
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn a_wrong_method_is_405_with_the_json_error_shape() {
+    let api = TestApi::seeded().await;
+    let response = api
+        .http
+        .delete(format!("{}/api/battles", api.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["error"], "method_not_allowed", "{answer}");
+    assert!(
+        answer["message"].as_str().unwrap().contains("DELETE"),
+        "{answer}"
+    );
     api.stop().await;
 }

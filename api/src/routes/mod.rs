@@ -12,7 +12,9 @@ pub mod participants;
 pub mod recluster;
 
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
@@ -69,6 +71,28 @@ async fn no_route(uri: Uri) -> ApiError {
     ApiError::NoRoute(uri.path().to_owned())
 }
 
+async fn method_not_allowed(method: Method) -> ApiError {
+    ApiError::MethodNotAllowed {
+        method: method.to_string(),
+    }
+}
+
+/// The answers that tower's limit and timeout layers give without a body of ours (413, 503)
+/// become [`ApiError`]s, so every error has the one JSON shape.
+async fn json_error_bodies(limit: usize, request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    match response.status() {
+        _ if is_json => response,
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::BodyTooLarge { limit }.into_response(),
+        StatusCode::SERVICE_UNAVAILABLE => ApiError::TimedOut.into_response(),
+        _ => response,
+    }
+}
+
 /// Every endpoint with its layers; `battles serve` and `battles run` both serve this.
 pub fn router(state: ApiState) -> Router {
     let settings = state.settings().clone();
@@ -91,6 +115,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/killmails/{id}/battle", get(lookup::killmail_battle))
         .route("/metrics", get(crate::metrics::render))
         .fallback(no_route)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state);
     with_layers(routes, &settings)
 }
@@ -100,6 +125,7 @@ fn with_layers(routes: Router, settings: &ApiSettings) -> Router {
         Some(cors) => routes.layer(cors),
         None => routes,
     };
+    let limit = settings.max_body_bytes;
     routes
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .layer(RequestBodyLimitLayer::new(settings.max_body_bytes))
@@ -107,6 +133,9 @@ fn with_layers(routes: Router, settings: &ApiSettings) -> Router {
             StatusCode::SERVICE_UNAVAILABLE,
             settings.request_timeout,
         ))
+        .layer(axum::middleware::from_fn(move |request, next| {
+            json_error_bodies(limit, request, next)
+        }))
         .layer(axum::middleware::from_fn(crate::metrics::record_request))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
