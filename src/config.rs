@@ -15,6 +15,10 @@
 //! | `esi_base_url` | `https://esi.evetech.net/latest` | `BATTLES_ESI_BASE_URL` |
 //! | `resolve_names` | `false` | `BATTLES_RESOLVE_NAMES` |
 //! | `listen` | `127.0.0.1:8080` | `BATTLES_LISTEN` |
+//! | `kafka_brokers` | none: `battles run` replays the bundled day instead | `BATTLES_KAFKA_BROKERS` |
+//! | `killmail_topic` | `killmail.enriched` | `BATTLES_KILLMAIL_TOPIC` |
+//! | `events_topic` | `battle.events` | `BATTLES_EVENTS_TOPIC` |
+//! | `kafka_group_id` | `battle-service` | `BATTLES_KAFKA_GROUP_ID` |
 //!
 //! Every command reads its settings from here and nowhere else; a setting appears here when
 //! a command reads it.
@@ -59,6 +63,16 @@ pub struct Config {
     pub esi_base_url: String,
     /// Ask ESI for names the killmails did not carry. Default false.
     pub resolve_names: bool,
+    /// Kafka bootstrap servers of `battles run` (`host:port,...`). Default none: `run` replays
+    /// the bundled day (or the files it is given) through the same path.
+    pub kafka_brokers: Option<String>,
+    /// Topic `battles run` consumes. Default `killmail.enriched`.
+    pub killmail_topic: String,
+    /// Topic the event relay publishes to. Default `battle.events`.
+    pub events_topic: String,
+    /// Kafka consumer group id, for monitoring only: partitions are assigned explicitly and
+    /// offsets live in PostgreSQL. Default `battle-service`.
+    pub kafka_group_id: String,
 }
 
 impl Default for Config {
@@ -75,6 +89,10 @@ impl Default for Config {
             cors_origins: Vec::new(),
             esi_base_url: "https://esi.evetech.net/latest".into(),
             resolve_names: false,
+            kafka_brokers: None,
+            killmail_topic: "killmail.enriched".into(),
+            events_topic: "battle.events".into(),
+            kafka_group_id: "battle-service".into(),
         }
     }
 }
@@ -91,6 +109,7 @@ pub struct Overrides {
     pub rejects_path: Option<PathBuf>,
     pub max_record_bytes: Option<usize>,
     pub pg_pool_size: Option<usize>,
+    pub kafka_brokers: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -179,6 +198,12 @@ impl Config {
             self.esi_base_url = v;
         }
         parse_env(&get, "BATTLES_RESOLVE_NAMES", &mut self.resolve_names)?;
+        if let Some(v) = get("BATTLES_KAFKA_BROKERS") {
+            self.kafka_brokers = Some(v);
+        }
+        parse_env(&get, "BATTLES_KILLMAIL_TOPIC", &mut self.killmail_topic)?;
+        parse_env(&get, "BATTLES_EVENTS_TOPIC", &mut self.events_topic)?;
+        parse_env(&get, "BATTLES_KAFKA_GROUP_ID", &mut self.kafka_group_id)?;
         Ok(())
     }
 
@@ -198,6 +223,9 @@ impl Config {
         set(&mut self.pg_pool_size, &o.pg_pool_size);
         if o.rejects_path.is_some() {
             self.rejects_path = o.rejects_path.clone();
+        }
+        if o.kafka_brokers.is_some() {
+            self.kafka_brokers = o.kafka_brokers.clone();
         }
     }
 
@@ -346,6 +374,41 @@ mod tests {
         assert_eq!(c.esi_base_url, "http://127.0.0.1:9");
         let d = Config::default();
         assert_eq!((d.admin_token, d.resolve_names), (None, false));
+    }
+
+    #[test]
+    fn kafka_fields_come_from_env_and_flags() {
+        let d = Config::default();
+        assert_eq!(d.kafka_brokers, None);
+        assert_eq!(
+            (d.killmail_topic.as_str(), d.events_topic.as_str()),
+            ("killmail.enriched", "battle.events")
+        );
+        let c = Config::load_with_env(
+            &Overrides::default(),
+            env_of(&[
+                ("BATTLES_KAFKA_BROKERS", "k1:9092,k2:9092"),
+                ("BATTLES_KILLMAIL_TOPIC", "km"),
+                ("BATTLES_EVENTS_TOPIC", "ev"),
+                ("BATTLES_KAFKA_GROUP_ID", "g"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.kafka_brokers.as_deref(), Some("k1:9092,k2:9092"));
+        assert_eq!(
+            (c.killmail_topic.as_str(), c.events_topic.as_str()),
+            ("km", "ev")
+        );
+        assert_eq!(c.kafka_group_id, "g");
+        let flagged = Config::load_with_env(
+            &Overrides {
+                kafka_brokers: Some("flag:1".into()),
+                ..Overrides::default()
+            },
+            env_of(&[("BATTLES_KAFKA_BROKERS", "env:1")]),
+        )
+        .unwrap();
+        assert_eq!(flagged.kafka_brokers.as_deref(), Some("flag:1"));
     }
 
     #[test]

@@ -9,4 +9,5 @@ pub mod generate;
 pub mod ingest;
 pub mod postgres;
 pub mod sources;
+pub mod stream;
 pub mod telemetry;

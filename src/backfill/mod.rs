@@ -20,7 +20,7 @@
 
 pub mod progress;
 pub mod read;
-mod writer;
+pub(crate) mod writer;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -140,26 +140,22 @@ pub fn backfill(
         .context("reading the stored killmails")?;
     let stored_ids: HashSet<i64> = stored_times.iter().map(|(_, id)| *id).collect();
     let engine = Engine::start(options.engine.clone()).context("starting the clustering engine")?;
-    let mut sweep = Sweep {
-        sink: sink.clone(),
+    let mut sweep = Sweep::new(
+        sink.clone(),
         runtime,
-        writer: Writer::start(sink.clone(), runtime),
         engine,
         stored_times,
-        window: chrono::Duration::seconds(options.engine.rule.window_secs.max(1)),
-        chunk: options.chunk.max(1),
-        suppress_events: !options.emit_events,
-        largest: Largest::default(),
-        summary: BackfillSummary::default(),
-        total: 0,
-        rejected: 0,
+        SweepOptions {
+            window: chrono::Duration::seconds(options.engine.rule.window_secs.max(1)),
+            chunk: options.chunk,
+            suppress_events: !options.emit_events,
+        },
         progress,
-        sweep_time: Duration::ZERO,
-    };
+    );
     let reading = Instant::now();
     let outcome = read_inputs(options, &stored_ids, progress, |batch, rejected| {
         sweep.rejected = rejected;
-        sweep.run(batch)
+        sweep.run(batch, BatchExtras::default())
     })?;
     let read_time = reading.elapsed().saturating_sub(sweep.sweep_time);
     drop(stored_ids);
@@ -211,9 +207,31 @@ pub fn backfill(
     Ok(summary)
 }
 
-/// The clustering half of a backfill: takes each read batch, sorts it by time and sweeps it
-/// through the engine in chunks, evicting and rehydrating as it goes.
-struct Sweep<'a> {
+/// How a [`Sweep`] writes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SweepOptions {
+    /// The engine's candidate window: stored killmails this close to a chunk are merged with.
+    pub window: chrono::Duration,
+    /// Killmails per engine step and transaction.
+    pub chunk: usize,
+    /// Write no outbox events (backfills of history).
+    pub suppress_events: bool,
+}
+
+/// What goes into the transaction of a batch's last chunk besides its battles and killmails.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct BatchExtras {
+    /// Source positions the batch reaches (committed with the killmails that came before them).
+    pub offsets: Vec<(String, i64)>,
+    /// The batch's records that could not become killmails.
+    pub rejections: Vec<battles_sink::RejectionRow>,
+    /// How written battles get their status (default: historical, for backfills).
+    pub status: StatusRule,
+}
+
+/// The clustering half of a backfill, and of the live service: takes each batch, sorts it by
+/// time and sweeps it through the engine in chunks, evicting and rehydrating as it goes.
+pub(crate) struct Sweep<'a> {
     sink: Arc<Sink>,
     runtime: &'a tokio::runtime::Runtime,
     writer: Writer,
@@ -233,8 +251,54 @@ struct Sweep<'a> {
     sweep_time: Duration,
 }
 
-impl Sweep<'_> {
-    fn run(&mut self, mut killmails: Vec<Killmail>) -> anyhow::Result<()> {
+impl<'a> Sweep<'a> {
+    pub(crate) fn new(
+        sink: Arc<Sink>,
+        runtime: &'a tokio::runtime::Runtime,
+        engine: Engine,
+        mut stored_times: Vec<(i64, i64)>,
+        options: SweepOptions,
+        progress: &'a Progress,
+    ) -> Sweep<'a> {
+        stored_times.sort_unstable();
+        Sweep {
+            sink: sink.clone(),
+            runtime,
+            writer: Writer::start(sink, runtime),
+            engine,
+            stored_times,
+            window: options.window,
+            chunk: options.chunk.max(1),
+            suppress_events: options.suppress_events,
+            largest: Largest::default(),
+            summary: BackfillSummary::default(),
+            total: 0,
+            rejected: 0,
+            progress,
+            sweep_time: Duration::ZERO,
+        }
+    }
+
+    /// Waits until every write committed; returns what they did and the engine.
+    pub(crate) fn finish(self) -> anyhow::Result<(writer::Applied, Engine)> {
+        let applied = self.writer.finish()?;
+        Ok((applied, self.engine))
+    }
+
+    /// True when the database already held `id` or an earlier batch of this sweep wrote it.
+    pub(crate) fn is_stored(&self, time: DateTime<Utc>, id: i64) -> bool {
+        self.stored_times
+            .binary_search(&(time.timestamp(), id))
+            .is_ok()
+    }
+
+    /// Clusters `killmails` (none of them stored yet) and writes the changes, with `extras` in
+    /// the transaction of the last chunk.
+    pub(crate) fn run(
+        &mut self,
+        mut killmails: Vec<Killmail>,
+        extras: BatchExtras,
+    ) -> anyhow::Result<()> {
         let sweep_started = Instant::now();
         killmails.sort_unstable_by_key(|k| (k.killmail_time, k.killmail_id));
         self.total += killmails.len() as u64;
@@ -243,7 +307,12 @@ impl Sweep<'_> {
             .iter()
             .map(|k| (k.killmail_time.timestamp(), k.killmail_id))
             .collect();
-        let status = StatusRule::Historical;
+        let BatchExtras {
+            offsets,
+            rejections,
+            status,
+        } = extras;
+        let mut extras = Some((offsets, rejections));
         let suppress_events = self.suppress_events;
         let mut rest = killmails;
         // Chunks are taken from the front; reversing once lets `split_off` take them cheaply.
@@ -310,9 +379,15 @@ impl Sweep<'_> {
                 .peak_resident_killmails
                 .max(self.engine.resident().killmails());
             self.largest.observe(&out.changes);
+            let (offsets, rejections) = match rest.is_empty() {
+                true => extras.take().unwrap_or_default(),
+                false => Default::default(),
+            };
             self.summary.sink_wait += self.writer.send(StepChanges {
                 battles: out.changes,
                 killmails_inserted: stored_copy,
+                offsets,
+                rejections,
                 status,
                 suppress_events,
                 ..StepChanges::default()
@@ -325,6 +400,17 @@ impl Sweep<'_> {
                 created.saturating_sub(ended),
                 self.rejected,
             );
+        }
+        if let Some((offsets, rejections)) = extras.take() {
+            if !offsets.is_empty() || !rejections.is_empty() {
+                self.summary.sink_wait += self.writer.send(StepChanges {
+                    offsets,
+                    rejections,
+                    status,
+                    suppress_events,
+                    ..StepChanges::default()
+                })?;
+            }
         }
         // Later batches may reach back into this one's time: they must see its killmails as
         // stored.

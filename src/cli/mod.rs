@@ -8,6 +8,7 @@ pub mod check;
 pub mod engine_peer;
 pub mod generate;
 pub mod migrate;
+pub mod run;
 pub mod serve;
 
 use clap::{Parser, Subcommand};
@@ -47,6 +48,9 @@ pub enum Command {
     Migrate(migrate::MigrateArgs),
     /// Serve the REST API (battles_api) on the configured address, reading PostgreSQL only.
     Serve(serve::ServeArgs),
+    /// The live service: killmails from Kafka (or a replay of the bundled day) through the
+    /// engine into PostgreSQL, battle events to Kafka, and the REST API.
+    Run(run::RunArgs),
 }
 
 impl Cli {
@@ -61,6 +65,7 @@ impl Cli {
             Command::Bench(args) => bench::run(args),
             Command::EnginePeer(args) => engine_peer::run(args),
             Command::Serve(args) => serve::run(args),
+            Command::Run(args) => run::run(args),
         }
     }
 }

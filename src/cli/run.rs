@@ -1,0 +1,234 @@
+//! `battles run`: the live service. Killmails from Kafka (`kafka_brokers`), or with no brokers
+//! configured a replay of the bundled real day (or the files given) on an accelerated clock,
+//! through the engine into PostgreSQL, offsets committed with the rows; the event relay
+//! publishes `battle.events`; the REST API is served on `listen`. SIGINT or SIGTERM: the step in
+//! progress commits, the relay publishes what is left, the API finishes its requests.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::Context;
+use battles_api::ApiState;
+use battles_dataflow::EngineConfig;
+use battles_sink::{Sink, SinkConfig};
+use clap::Args;
+
+use crate::cli::backfill::sample_path;
+use crate::cli::serve::api_settings;
+use crate::config::{Config, Overrides};
+use crate::ingest::IngestContext;
+use crate::postgres;
+use crate::stream::{
+    committed_positions, relay, run_stream, KafkaOptions, KafkaSource, ReplaySource, Source,
+    StreamOptions, StreamStatus,
+};
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  battles run                                  # replay the bundled day at 60x, serve the API\n  battles run --speed 600 day1.jsonl.gz        # replay files instead\n  battles run --kafka-brokers localhost:9092   # consume killmail.enriched"
+)]
+pub struct RunArgs {
+    /// Files to replay when no Kafka brokers are configured [default: the bundled real day].
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+
+    /// Kafka bootstrap servers [default: the configuration's `kafka_brokers`; none: replay].
+    #[arg(long, value_name = "HOST:PORT,...")]
+    pub kafka_brokers: Option<String>,
+
+    /// Replay speed: killmail time passes this many times faster than real time.
+    #[arg(long, default_value_t = 60.0)]
+    pub speed: f64,
+
+    /// PostgreSQL URL of the battles database [default: the configuration's `database_url`
+    /// (`DATABASE_URL`), else the local server, else a private one].
+    #[arg(long)]
+    pub database_url: Option<String>,
+
+    /// TOML configuration file (else $BATTLES_CONFIG, else built-in defaults).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Address of the API [default: the configuration's `listen`, 127.0.0.1:8080].
+    #[arg(long, value_name = "HOST:PORT")]
+    pub listen: Option<SocketAddr>,
+
+    /// Engine worker threads [default: the configuration's `workers`].
+    #[arg(long)]
+    pub workers: Option<usize>,
+
+    /// Messages per step.
+    #[arg(long, default_value_t = 5_000)]
+    pub batch: usize,
+
+    /// Stop when a replay reaches its end (by default the API stays up until Ctrl-C).
+    #[arg(long)]
+    pub exit_at_end: bool,
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let config = Config::load(&Overrides {
+        config_file: args.config.clone(),
+        listen: args.listen,
+        database_url: args.database_url.clone(),
+        workers: args.workers,
+        kafka_brokers: args.kafka_brokers.clone(),
+        ..Overrides::default()
+    })?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let (server, sink) = runtime.block_on(async {
+        let server = postgres::discover(config.database_url.clone()).await?;
+        let shown = postgres::redact(&server.url);
+        eprintln!("database: {shown}");
+        let sink = Sink::connect(SinkConfig {
+            pool_size: config.pg_pool_size,
+            ..SinkConfig::new(server.url.clone())
+        })
+        .await
+        .with_context(|| format!("connecting to {shown}"))?;
+        anyhow::Ok((server, Arc::new(sink)))
+    })?;
+    // One writer per database, held until the stream has stopped.
+    let _writer_lock = runtime.block_on(sink.lock_writer())?;
+
+    let ingest = IngestContext::new(config.time_skew_secs);
+    let resume = committed_positions(&sink, &runtime)?;
+    let mut source: Box<dyn Source> = match &config.kafka_brokers {
+        Some(brokers) => Box::new(KafkaSource::open(
+            &KafkaOptions {
+                brokers: brokers.clone(),
+                topic: config.killmail_topic.clone(),
+                group_id: config.kafka_group_id.clone(),
+                batch: args.batch,
+                read_ahead: 4,
+            },
+            &resume,
+        )?),
+        None => {
+            let paths = match args.paths.is_empty() {
+                true => vec![sample_path()?],
+                false => args.paths.clone(),
+            };
+            Box::new(ReplaySource::open(
+                &paths,
+                args.speed,
+                &ingest,
+                config.max_record_bytes,
+                &resume,
+            )?)
+        }
+    };
+    eprintln!("{}", source.describe());
+
+    let status = Arc::new(StreamStatus::default());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stop = Arc::new(AtomicBool::new(false));
+    let api = runtime.block_on(start_api(&config, &server, status.clone(), stop_rx.clone()))?;
+    let relay = match &config.kafka_brokers {
+        Some(brokers) => {
+            let producer = relay::producer(brokers)?;
+            eprintln!("publishing battle events to {}", config.events_topic);
+            Some(runtime.spawn(relay::run(
+                sink.clone(),
+                producer,
+                config.events_topic.clone(),
+                stop_rx.clone(),
+            )))
+        }
+        None => {
+            eprintln!("no Kafka brokers: battle events stay in the outbox (battle_events_outbox)");
+            None
+        }
+    };
+    runtime.spawn(stop_on_signal(stop.clone(), stop_tx.clone()));
+
+    let options = StreamOptions {
+        ingest,
+        max_record_bytes: config.max_record_bytes,
+        batch: args.batch,
+        ..StreamOptions::new(EngineConfig {
+            workers: config.workers,
+            ..EngineConfig::default()
+        })
+    };
+    let result = run_stream(
+        sink.clone(),
+        &runtime,
+        source.as_mut(),
+        &options,
+        &stop,
+        &status,
+    );
+    drop(source);
+    if result.is_ok() && !stop.load(Ordering::SeqCst) && !args.exit_at_end {
+        eprintln!("the replay is complete; the API stays up until Ctrl-C");
+        runtime.block_on(async {
+            let mut stopped = stop_rx.clone();
+            let _ = stopped.wait_for(|s| *s).await;
+        });
+    }
+    let _ = stop_tx.send(true);
+    runtime.block_on(async {
+        if let Some(relay) = relay {
+            let _ = relay.await;
+        }
+        let _ = api.await;
+    });
+    result?;
+    eprintln!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Binds the API's listener and serves it until `stop` turns true.
+async fn start_api(
+    config: &Config,
+    server: &battles_sink::server::Server,
+    status: Arc<StreamStatus>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
+    let settings = api_settings(config);
+    let pool = battles_api::pool(
+        server.config.clone(),
+        config.pg_pool_size,
+        settings.statement_timeout,
+    )?;
+    let state = ApiState::new(pool, settings)?.with_consumer(status);
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let address = listener.local_addr()?;
+    eprintln!("serving the API on http://{address}/api/battles (health: /api/battles/health, metrics: /metrics)");
+    Ok(tokio::spawn(battles_api::serve(
+        listener,
+        state,
+        async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        },
+    )))
+}
+
+/// Sets `stop` on SIGINT or SIGTERM.
+async fn stop_on_signal(stop: Arc<AtomicBool>, tx: tokio::sync::watch::Sender<bool>) {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+    eprintln!("stopping: finishing the step in progress");
+    stop.store(true, Ordering::SeqCst);
+    let _ = tx.send(true);
+}

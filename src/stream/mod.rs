@@ -1,0 +1,287 @@
+//! The live service's stream path (`battles run`): messages from a [`Source`] (Kafka, or a
+//! replay of files on an accelerated clock) are parsed, deduplicated against what is stored and
+//! swept through the engine exactly as a backfill's batches are ([`crate::backfill`]'s sweep),
+//! but each transaction also carries the source positions it reached and the batch's rejected
+//! records, battles get `open`/`closed` from the event-time watermark, and events go to the
+//! outbox for the [`relay`].
+//!
+//! Offsets live in PostgreSQL only, committed with the rows they produced: a restart (after
+//! `kill -9` too) resumes from them, so nothing is lost and nothing is counted twice.
+
+pub mod relay;
+pub mod source;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use battles_dataflow::{Engine, EngineConfig, Killmail};
+use battles_sink::{RejectionRow, Sink, StatusRule};
+use chrono::{DateTime, Utc};
+
+use crate::backfill::progress::Progress;
+use crate::backfill::read::stored_position;
+use crate::backfill::{BatchExtras, Sweep, SweepOptions};
+use crate::ingest::{parse_record, IngestContext};
+pub use source::{KafkaOptions, KafkaSource, Message, Poll, ReplaySource, Source};
+
+/// How the stream runs.
+#[derive(Clone, Debug)]
+pub struct StreamOptions {
+    pub ingest: IngestContext,
+    pub engine: EngineConfig,
+    pub max_record_bytes: usize,
+    /// Messages per poll (one sweep, written in chunks of `chunk`).
+    pub batch: usize,
+    pub chunk: usize,
+    /// A battle whose last killmail is this much older than the watermark is `closed`.
+    pub close_after: chrono::Duration,
+}
+
+impl StreamOptions {
+    pub fn new(engine: EngineConfig) -> StreamOptions {
+        let window = chrono::Duration::seconds(engine.rule.window_secs.max(1));
+        StreamOptions {
+            ingest: IngestContext::default(),
+            engine,
+            max_record_bytes: crate::sources::DEFAULT_MAX_RECORD_BYTES,
+            batch: 5_000,
+            chunk: crate::backfill::DEFAULT_CHUNK,
+            close_after: window,
+        }
+    }
+}
+
+/// What the stream did, for the operator and the health endpoint (shared with the API).
+#[derive(Debug, Default)]
+pub struct StreamStatus {
+    pub messages: AtomicU64,
+    pub killmails: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub rejected: AtomicU64,
+    pub steps: AtomicU64,
+    /// Unix milliseconds of the last committed step (0: none yet).
+    pub last_step_ms: AtomicU64,
+    /// Set when the step loop stopped on an error.
+    pub failed: AtomicBool,
+    /// Consumer lag in milliseconds, when the source knows it.
+    pub lag_ms: AtomicU64,
+    /// Time in steps (parse, cluster, hand to the writer), microseconds.
+    pub step_micros: AtomicU64,
+}
+
+impl StreamStatus {
+    fn count(&self, field: &AtomicU64, n: u64) {
+        field.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// The consumer is unwell when its loop stopped on an error or it lags more than this.
+const UNHEALTHY_LAG_SECS: f64 = 300.0;
+
+impl battles_api::ConsumerStatus for StreamStatus {
+    fn health(&self) -> Result<(), String> {
+        if self.failed.load(Ordering::SeqCst) {
+            return Err("the stream stopped on an error (see the service log)".to_owned());
+        }
+        let lag = self.lag_ms.load(Ordering::Relaxed) as f64 / 1000.0;
+        if lag > UNHEALTHY_LAG_SECS {
+            return Err(format!("consumer lag is {lag:.0} s"));
+        }
+        Ok(())
+    }
+
+    fn avg_clustering_ms(&self) -> Option<f64> {
+        let steps = self.steps.load(Ordering::Relaxed);
+        let killmails = self.killmails.load(Ordering::Relaxed);
+        (steps > 0 && killmails > 0)
+            .then(|| self.step_micros.load(Ordering::Relaxed) as f64 / 1000.0 / killmails as f64)
+    }
+}
+
+/// Runs the stream from `source` into `sink` until `stop` is set (or a replay ends). Holds the
+/// database's writer lock throughout.
+pub fn run_stream(
+    sink: Arc<Sink>,
+    runtime: &tokio::runtime::Runtime,
+    source: &mut dyn Source,
+    options: &StreamOptions,
+    stop: &AtomicBool,
+    status: &StreamStatus,
+) -> anyhow::Result<()> {
+    let result = stream(sink, runtime, source, options, stop, status);
+    if result.is_err() {
+        status.failed.store(true, Ordering::SeqCst);
+    }
+    result
+}
+
+fn stream(
+    sink: Arc<Sink>,
+    runtime: &tokio::runtime::Runtime,
+    source: &mut dyn Source,
+    options: &StreamOptions,
+    stop: &AtomicBool,
+    status: &StreamStatus,
+) -> anyhow::Result<()> {
+    let stored_times = runtime
+        .block_on(sink.stored_killmail_times())
+        .context("reading the stored killmails")?;
+    let watermark_start = stored_times
+        .iter()
+        .map(|(t, _)| *t)
+        .max()
+        .and_then(|t| DateTime::from_timestamp(t, 0));
+    let engine = Engine::start(options.engine.clone()).context("starting the clustering engine")?;
+    let progress = Progress::hidden();
+    let mut sweep = Sweep::new(
+        sink.clone(),
+        runtime,
+        engine,
+        stored_times,
+        SweepOptions {
+            window: chrono::Duration::seconds(options.engine.rule.window_secs.max(1)),
+            chunk: options.chunk,
+            suppress_events: false,
+        },
+        &progress,
+    );
+    let mut watermark = watermark_start.unwrap_or(DateTime::<Utc>::MIN_UTC);
+    while !stop.load(Ordering::SeqCst) {
+        let messages = match source.poll(options.batch, Duration::from_millis(200))? {
+            Poll::End => break,
+            Poll::Idle => continue,
+            Poll::Messages(m) => m,
+        };
+        if let Some(lag) = source.lag_seconds() {
+            status
+                .lag_ms
+                .store((lag * 1000.0) as u64, Ordering::Relaxed);
+            metrics::gauge!("battle_kafka_lag_seconds").set(lag);
+        }
+        let started = Instant::now();
+        let batch = decode(&messages, options, |t, id| sweep.is_stored(t, id));
+        if let Some(newest) = batch.killmails.iter().map(|k| k.killmail_time).max() {
+            watermark = watermark.max(newest);
+        }
+        let killmails = batch.killmails.len() as u64;
+        tracing::debug!(
+            messages = messages.len(),
+            killmails,
+            duplicates = batch.duplicates,
+            rejected = batch.rejections.len(),
+            offsets = ?batch.offsets,
+            "step"
+        );
+        sweep.run(
+            batch.killmails,
+            BatchExtras {
+                offsets: batch.offsets,
+                rejections: batch.rejections.clone(),
+                status: StatusRule::Watermark {
+                    watermark,
+                    close_after: options.close_after,
+                },
+            },
+        )?;
+        let elapsed = started.elapsed();
+        status.count(&status.messages, messages.len() as u64);
+        status.count(&status.killmails, killmails);
+        status.count(&status.duplicates, batch.duplicates);
+        status.count(&status.rejected, batch.rejections.len() as u64);
+        status.count(&status.steps, 1);
+        status.count(&status.step_micros, elapsed.as_micros() as u64);
+        status
+            .last_step_ms
+            .store(Utc::now().timestamp_millis() as u64, Ordering::Relaxed);
+        metrics::counter!("battle_killmails_processed_total").increment(killmails);
+        metrics::counter!("battle_killmails_rejected_total")
+            .increment(batch.rejections.len() as u64);
+        metrics::counter!("battle_killmails_duplicate_total").increment(batch.duplicates);
+        metrics::histogram!("battle_clustering_duration_seconds").record(elapsed.as_secs_f64());
+        metrics::histogram!("battle_step_killmails").record(killmails as f64);
+    }
+    let (sweep_writer_summary, _engine) = sweep.finish()?;
+    tracing::info!(
+        battles_created = sweep_writer_summary.battles_created,
+        battles_updated = sweep_writer_summary.battles_updated,
+        "stream stopped: every step committed"
+    );
+    Ok(())
+}
+
+/// A batch of messages made ready for the sweep.
+struct Decoded {
+    killmails: Vec<Killmail>,
+    rejections: Vec<RejectionRow>,
+    /// Per stream, the position after its last message in the batch.
+    offsets: Vec<(String, i64)>,
+    duplicates: u64,
+}
+
+/// Parses `messages`: killmails not stored yet (`is_stored`) and not repeated in the batch,
+/// rejections with their positions, and the positions reached.
+fn decode(
+    messages: &[Message],
+    options: &StreamOptions,
+    is_stored: impl Fn(DateTime<Utc>, i64) -> bool,
+) -> Decoded {
+    let mut killmails = Vec::new();
+    let mut rejections = Vec::new();
+    let mut offsets: BTreeMap<&str, i64> = BTreeMap::new();
+    let mut seen: HashSet<i64> = HashSet::new();
+    let mut duplicates = 0;
+    for m in messages {
+        let next = offsets.entry(m.key.as_str()).or_insert(m.offset + 1);
+        *next = (*next).max(m.offset + 1);
+        let parsed = match m.payload.len() > options.max_record_bytes {
+            true => Err(crate::ingest::RejectReason::TooLarge {
+                max_bytes: options.max_record_bytes,
+            }),
+            false => parse_record(&m.payload, &options.ingest),
+        };
+        match parsed {
+            Ok(p) => {
+                let km = p.killmail;
+                if is_stored(km.killmail_time, km.killmail_id) || !seen.insert(km.killmail_id) {
+                    duplicates += 1;
+                } else {
+                    killmails.push(km);
+                }
+            }
+            Err(reason) => {
+                let cut = m.payload.len().min(options.max_record_bytes);
+                rejections.push(RejectionRow {
+                    raw_payload: String::from_utf8_lossy(&m.payload[..cut]).into_owned(),
+                    reason_code: reason.code().to_owned(),
+                    reason_message: reason.to_string(),
+                    source: stored_position(&m.position),
+                    received_at: Utc::now(),
+                });
+            }
+        }
+    }
+    Decoded {
+        killmails,
+        rejections,
+        offsets: offsets
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+        duplicates,
+    }
+}
+
+/// The committed positions of every stream, for sources to resume from.
+pub fn committed_positions(
+    sink: &Sink,
+    runtime: &tokio::runtime::Runtime,
+) -> anyhow::Result<HashMap<String, i64>> {
+    Ok(runtime
+        .block_on(sink.load_offsets())
+        .context("reading the committed source offsets")?
+        .into_iter()
+        .collect())
+}

@@ -1,0 +1,419 @@
+//! `battles run` end to end, as real processes: a replay of a file and a stream through Kafka
+//! (rdkafka's in-process `MockCluster`, which lives in this test process; the service is a
+//! child process connecting to its listeners) give exactly the tables a backfill of the same
+//! killmails gives; `kill -9` mid-stream and a restart lose and repeat nothing; malformed
+//! messages are kept with their topic, partition and offset while good ones flow; every
+//! created and ended battle is published on `battle.events`.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use battles::generate::output::{write_to_dir, KILLMAILS_FILE};
+use battles::generate::GeneratorConfig;
+use battles_sink::TestDatabase;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+
+const TOPIC: &str = "killmail.enriched";
+const EVENTS: &str = "battle.events";
+const PARTITIONS: i32 = 8;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn generated(dir: &Path, seed: u64, days: u32) -> PathBuf {
+    write_to_dir(
+        GeneratorConfig {
+            seed,
+            days,
+            scale: 1.0,
+            ..GeneratorConfig::default()
+        },
+        dir,
+        false,
+    )
+    .unwrap();
+    dir.join(KILLMAILS_FILE)
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The rows of the battle tables, comparable between databases. `status` is left out of
+/// `battles`: a stream sets open/closed from its watermark, a backfill `historical`. So are
+/// `battle_aliases`: they record the battles that ended on the way (a stream sees killmails in
+/// arrival order and merges battles a sorted backfill never splits), not the result.
+async fn dump(db: &TestDatabase) -> BTreeMap<&'static str, Vec<String>> {
+    let client = db.connect().await.unwrap();
+    let mut out = BTreeMap::new();
+    for (table, order, drop) in [
+        ("battles", "id", " - 'status'"),
+        ("battle_participants", "battle_id, character_id", " - 'id'"),
+        ("battle_killmails", "battle_id, killmail_id", " - 'id'"),
+        ("battle_statistics", "battle_id", " - 'id'"),
+        ("battle_third_parties", "battle_id, character_id", ""),
+        ("killmails", "killmail_id", ""),
+    ] {
+        let sql = format!(
+            "SELECT (to_jsonb(t) - 'created_at' - 'updated_at' - 'received_at'{drop})::text
+             FROM {table} t ORDER BY {order}"
+        );
+        let rows = client.query(&sql, &[]).await.unwrap();
+        out.insert(table, rows.iter().map(|r| r.get::<_, String>(0)).collect());
+    }
+    out
+}
+
+fn assert_same_tables(
+    expected: &BTreeMap<&'static str, Vec<String>>,
+    actual: &BTreeMap<&'static str, Vec<String>>,
+    what: &str,
+) {
+    for (table, rows) in expected {
+        let other = &actual[table];
+        assert_eq!(rows.len(), other.len(), "{what}: {table} row counts");
+        if let Some(i) = (0..rows.len()).find(|&i| rows[i] != other[i]) {
+            panic!(
+                "{what}: {table} differs at row {i}:\n  {}\n  {}",
+                rows[i], other[i]
+            );
+        }
+    }
+}
+
+/// The tables a backfill of `file` writes.
+fn backfilled(rt: &tokio::runtime::Runtime, file: &Path) -> BTreeMap<&'static str, Vec<String>> {
+    let db = rt.block_on(TestDatabase::create()).unwrap();
+    let status = Command::new(env!("CARGO_BIN_EXE_battles"))
+        .args(["backfill", "--quiet", "--workers", "1"])
+        .arg(file)
+        .env("DATABASE_URL", &db.url)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let tables = rt.block_on(dump(&db));
+    rt.block_on(db.drop_database()).unwrap();
+    tables
+}
+
+/// `battles run` against `db` with `args`, its API on a free port.
+fn start_service(db: &TestDatabase, args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_battles"))
+        .args(["run", "--listen", "127.0.0.1:0", "--workers", "1"])
+        .args(args)
+        .env("DATABASE_URL", &db.url)
+        .env_remove("BATTLES_KAFKA_BROKERS")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// SIGTERM, then the exit status (the service commits its step and stops).
+fn stop(mut child: Child) -> std::process::ExitStatus {
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    child.wait().unwrap()
+}
+
+fn scalar(rt: &tokio::runtime::Runtime, db: &TestDatabase, sql: &str) -> i64 {
+    rt.block_on(async {
+        let client = db.connect().await.unwrap();
+        client.query_one(sql, &[]).await.unwrap().get(0)
+    })
+}
+
+/// Waits until the committed positions of the stream sum to `messages`.
+fn wait_for_offsets(rt: &tokio::runtime::Runtime, db: &TestDatabase, messages: i64) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let reached = scalar(
+            rt,
+            db,
+            "SELECT coalesce(sum(position), 0)::int8 FROM source_offsets WHERE source_key LIKE 'kafka:%'",
+        );
+        if reached == messages {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the stream reached {reached} of {messages} messages in 120 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A mock cluster with the killmail topic (8 partitions) and the events topic.
+fn mock_cluster() -> MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic(TOPIC, PARTITIONS, 1).unwrap();
+    cluster.create_topic(EVENTS, 1, 1).unwrap();
+    cluster
+}
+
+/// Produces `payloads` to the killmail topic, round-robin over its partitions (so one fight's
+/// killmails are spread over all of them).
+fn produce(bootstrap: &str, payloads: &[String]) {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    for (i, payload) in payloads.iter().enumerate() {
+        let partition = i as i32 % PARTITIONS;
+        loop {
+            match producer.send(
+                BaseRecord::<(), str>::to(TOPIC)
+                    .partition(partition)
+                    .payload(payload),
+            ) {
+                Ok(()) => break,
+                Err((_, _)) => {
+                    producer.poll(Duration::from_millis(10));
+                }
+            }
+        }
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+    // The mock broker keeps a few MB per partition and drops the oldest beyond that: every
+    // message must still be there, or the test would compare against killmails Kafka lost.
+    for partition in 0..PARTITIONS {
+        let (low, _) = producer
+            .client()
+            .fetch_watermarks(TOPIC, partition, Duration::from_secs(10))
+            .unwrap();
+        assert_eq!(
+            low, 0,
+            "the mock broker dropped the start of partition {partition}"
+        );
+    }
+}
+
+/// Every event on the events topic, as JSON.
+fn published_events(bootstrap: &str) -> Vec<serde_json::Value> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "stream-test")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(EVENTS, 0, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&assignment).unwrap();
+    let (_, high) = consumer
+        .fetch_watermarks(EVENTS, 0, Duration::from_secs(10))
+        .unwrap();
+    let mut events = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while (events.len() as i64) < high && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            events.push(serde_json::from_slice(m.payload().unwrap()).unwrap());
+        }
+    }
+    assert_eq!(events.len() as i64, high, "read every published event");
+    events
+}
+
+#[test]
+fn a_replay_gives_the_tables_of_a_backfill_and_resumes_without_repeating() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let file = generated(dir.path(), 21, 1);
+    let expected = backfilled(&rt, &file);
+
+    let db = rt.block_on(TestDatabase::create()).unwrap();
+    let replay = |db: &TestDatabase| {
+        let status = Command::new(env!("CARGO_BIN_EXE_battles"))
+            .args(["run", "--listen", "127.0.0.1:0", "--workers", "1"])
+            .args(["--speed", "1000000000", "--exit-at-end"])
+            .arg(&file)
+            .env("DATABASE_URL", &db.url)
+            .env_remove("BATTLES_KAFKA_BROKERS")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    replay(&db);
+    assert_same_tables(&expected, &rt.block_on(dump(&db)), "replay");
+    let events = scalar(&rt, &db, "SELECT count(*) FROM battle_events_outbox");
+    let created = scalar(
+        &rt,
+        &db,
+        "SELECT count(*) FROM battle_events_outbox WHERE event_type = 'battle.created'",
+    );
+    let battles = scalar(&rt, &db, "SELECT count(*) FROM battles");
+    let ended = scalar(&rt, &db, "SELECT count(*) FROM battle_aliases");
+    assert!(
+        created >= battles + ended,
+        "{created} created events for {battles} battles and {ended} merged ones"
+    );
+    let open_or_closed = scalar(
+        &rt,
+        &db,
+        "SELECT count(*) FROM battles WHERE status IN ('open', 'closed')",
+    );
+    assert_eq!(
+        open_or_closed, battles,
+        "a stream sets status from its watermark"
+    );
+
+    // A second run resumes at the committed position: nothing changes, no event is added.
+    replay(&db);
+    assert_same_tables(&expected, &rt.block_on(dump(&db)), "replay again");
+    assert_eq!(
+        scalar(&rt, &db, "SELECT count(*) FROM battle_events_outbox"),
+        events
+    );
+    rt.block_on(db.drop_database()).unwrap();
+}
+
+#[test]
+fn a_stream_through_kafka_survives_kill_9_and_bad_messages_and_publishes_its_events() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let file = generated(dir.path(), 22, 3);
+    let expected = backfilled(&rt, &file);
+
+    // The killmails, with malformed messages among them.
+    let mut payloads = lines(&file);
+    let good = payloads.len();
+    let bad = ["{not json", "{\"killmail_id\": 1}", "[]"];
+    for (i, b) in bad.iter().enumerate() {
+        payloads.insert(1 + i * (good / 3), (*b).to_owned());
+    }
+    let cluster = mock_cluster();
+    let bootstrap = cluster.bootstrap_servers();
+    produce(&bootstrap, &payloads);
+
+    let db = rt.block_on(TestDatabase::create()).unwrap();
+    let args = ["--kafka-brokers", bootstrap.as_str(), "--batch", "20"];
+    // Killed mid-stream, as hard as it gets.
+    let mut first = start_service(&db, &args);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while scalar(&rt, &db, "SELECT count(*) FROM killmails") < (good / 3) as i64 {
+        assert!(Instant::now() < deadline, "the stream did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let stored = scalar(&rt, &db, "SELECT count(*) FROM killmails");
+    assert!(
+        stored < good as i64,
+        "the kill came after the end ({stored} of {good}): the test did not test a restart"
+    );
+
+    // Restarted: it resumes from the offsets committed with the rows; the broker goes away for
+    // a while and comes back.
+    let second = start_service(&db, &args);
+    std::thread::sleep(Duration::from_millis(500));
+    cluster.broker_down(1).unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    cluster.broker_up(1).unwrap();
+    wait_for_offsets(&rt, &db, payloads.len() as i64);
+    // The relay publishes what the stream wrote to the outbox.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while scalar(
+        &rt,
+        &db,
+        "SELECT count(*) FROM battle_events_outbox WHERE published_at IS NULL",
+    ) > 0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the relay did not publish the outbox"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(stop(second).success(), "SIGTERM stops the service cleanly");
+
+    assert_same_tables(
+        &expected,
+        &rt.block_on(dump(&db)),
+        "kafka stream after kill -9",
+    );
+    let rejected = rt.block_on(async {
+        let client = db.connect().await.unwrap();
+        client
+            .query(
+                "SELECT reason_code, source_topic, source_partition, source_offset
+                 FROM rejected_killmails ORDER BY source_partition, source_offset",
+                &[],
+            )
+            .await
+            .unwrap()
+    });
+    assert_eq!(rejected.len(), bad.len(), "each bad message is kept once");
+    for row in &rejected {
+        assert_eq!(row.get::<_, Option<String>>(1).as_deref(), Some(TOPIC));
+        assert!(row.get::<_, Option<i32>>(2).is_some());
+        assert!(row.get::<_, Option<i64>>(3).is_some());
+    }
+
+    // Every battle that exists, and every one that ended in a merge, was announced.
+    let events = published_events(&bootstrap);
+    let announced: HashSet<String> = events
+        .iter()
+        .filter(|e| e["eventType"] == "battle.created")
+        .map(|e| e["data"]["battleId"].as_str().unwrap().to_owned())
+        .collect();
+    let deleted: HashSet<String> = events
+        .iter()
+        .filter(|e| e["eventType"] == "battle.deleted")
+        .map(|e| e["data"]["battleId"].as_str().unwrap().to_owned())
+        .collect();
+    let ids = |sql: &str| -> HashSet<String> {
+        rt.block_on(async {
+            let client = db.connect().await.unwrap();
+            client
+                .query(sql, &[])
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get::<_, uuid::Uuid>(0).to_string())
+                .collect()
+        })
+    };
+    let battles = ids("SELECT id FROM battles");
+    let merged = ids("SELECT ended_battle_id FROM battle_aliases");
+    let continuing = ids("SELECT battle_id FROM battle_aliases");
+    assert!(
+        continuing.is_subset(&battles),
+        "aliases point at stored battles"
+    );
+    assert!(
+        battles.is_subset(&announced),
+        "every battle has its battle.created"
+    );
+    assert!(
+        merged.is_subset(&deleted),
+        "every merged battle has its battle.deleted"
+    );
+    for e in &events {
+        assert!(
+            e["eventId"].is_string() && e["timestamp"].is_string(),
+            "{e}"
+        );
+        assert_eq!(e["source"], "battle-service");
+    }
+    rt.block_on(db.drop_database()).unwrap();
+}
