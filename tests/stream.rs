@@ -132,6 +132,20 @@ fn stop(mut child: Child) -> std::process::ExitStatus {
     child.wait().unwrap()
 }
 
+/// The whole HTTP/1.1 answer to `GET path` on `address`.
+fn http_get(address: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
 fn scalar(rt: &tokio::runtime::Runtime, db: &TestDatabase, sql: &str) -> i64 {
     rt.block_on(async {
         let client = db.connect().await.unwrap();
@@ -253,7 +267,56 @@ fn a_replay_gives_the_tables_of_a_backfill_and_resumes_without_repeating() {
             .unwrap();
         assert!(status.success());
     };
-    replay(&db);
+    // The first run stays up after the replay (the embedded default serves the API until
+    // stopped): its health and metrics are read, then SIGTERM stops it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let service = Command::new(env!("CARGO_BIN_EXE_battles"))
+        .args([
+            "run",
+            "--listen",
+            &listen,
+            "--workers",
+            "1",
+            "--speed",
+            "1000000000",
+        ])
+        .arg(&file)
+        .env("DATABASE_URL", &db.url)
+        .env_remove("BATTLES_KAFKA_BROKERS")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let records = lines(&file).len() as i64;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while scalar(
+        &rt,
+        &db,
+        "SELECT coalesce(sum(position), 0)::int8 FROM source_offsets WHERE source_key LIKE 'replay:%'",
+    ) < records
+    {
+        assert!(Instant::now() < deadline, "the replay did not finish");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let health = http_get(&listen, "/api/battles/health");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let metrics = http_get(&listen, "/metrics");
+    for name in [
+        "battle_killmails_processed_total",
+        "battle_battles_created_total",
+        "battle_battles_updated_total",
+        "battle_clustering_duration_seconds",
+        "battle_active_battles",
+        "battle_commit_duration_seconds",
+    ] {
+        assert!(metrics.contains(name), "/metrics lacks {name}:\n{metrics}");
+    }
+    assert!(stop(service).success(), "SIGTERM stops the service cleanly");
     assert_same_tables(&expected, &rt.block_on(dump(&db)), "replay");
     let events = scalar(&rt, &db, "SELECT count(*) FROM battle_events_outbox");
     let created = scalar(

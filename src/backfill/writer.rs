@@ -38,6 +38,15 @@ enum Job {
     Flush(oneshot::Sender<()>),
 }
 
+/// The service's counters of committed work (no-ops unless a Prometheus recorder is
+/// installed, as `battles run` does through the API).
+fn record_metrics(stats: &AppliedStats, took: Duration) {
+    metrics::counter!("battle_battles_created_total").increment(stats.battles_created as u64);
+    metrics::counter!("battle_battles_updated_total").increment(stats.battles_updated as u64);
+    metrics::counter!("battle_battles_ended_total").increment(stats.battles_ended as u64);
+    metrics::histogram!("battle_commit_duration_seconds").record(took.as_secs_f64());
+}
+
 /// Handle of the writer task.
 pub struct Writer {
     jobs: mpsc::Sender<Job>,
@@ -57,6 +66,7 @@ impl Writer {
                     Job::Apply(changes) => {
                         let t = Instant::now();
                         let stats = sink.apply(changes).await?;
+                        record_metrics(&stats, t.elapsed());
                         let mut sums = sums.lock().expect("applied lock");
                         sums.add(&stats);
                         sums.latencies.push(t.elapsed());

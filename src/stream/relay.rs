@@ -67,6 +67,11 @@ pub async fn publish_round(
     topic: &str,
 ) -> anyhow::Result<u64> {
     let pending = sink.pending_events(BATCH).await?;
+    if pending.row_ids.len() < BATCH as usize {
+        metrics::gauge!("battle_outbox_backlog").set(pending.row_ids.len() as f64);
+    } else if let Ok(backlog) = sink.outbox_backlog().await {
+        metrics::gauge!("battle_outbox_backlog").set(backlog as f64);
+    }
     if pending.row_ids.is_empty() {
         return Ok(0);
     }
