@@ -24,7 +24,7 @@ use crate::shapes::{BattleList, ListPagination};
 use crate::sql::Conditions;
 use crate::state::ApiState;
 
-const PARAMETERS: &[&str] = &[
+pub(crate) const PARAMETERS: &[&str] = &[
     "startDate",
     "endDate",
     "systemId",
@@ -42,13 +42,13 @@ const PARAMETERS: &[&str] = &[
 pub const TOTAL_ESTIMATED_HEADER: &str = "x-total-estimated";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum SortKey {
+pub(crate) enum SortKey {
     StartedAt,
     IskDestroyed,
     Pilots,
 }
 
-const SORT_KEYS: [(&str, SortKey); 3] = [
+pub(crate) const SORT_KEYS: [(&str, SortKey); 3] = [
     ("started_at", SortKey::StartedAt),
     ("isk_destroyed", SortKey::IskDestroyed),
     ("pilots", SortKey::Pilots),
@@ -62,7 +62,7 @@ const STATUSES: [(&str, &str); 3] = [
 
 /// The validated filters.
 #[derive(Debug, Default)]
-struct Filter {
+pub(crate) struct Filter {
     start: Option<DateTime<Utc>>,
     end: Option<DateTime<Utc>>,
     system_id: Option<i64>,
@@ -74,7 +74,7 @@ struct Filter {
 }
 
 impl Filter {
-    fn from_params(q: &QueryParams) -> ApiResult<Filter> {
+    pub(crate) fn from_params(q: &QueryParams) -> ApiResult<Filter> {
         let filter = Filter {
             start: q.instant("startDate", false)?,
             end: q.instant("endDate", true)?,
@@ -200,7 +200,7 @@ pub async fn list_battles(
     Ok(response)
 }
 
-async fn query_list(
+pub(crate) async fn query_list(
     client: &Client,
     filter: &Filter,
     sort: Sort<SortKey>,
