@@ -1,6 +1,7 @@
 //! The routes and the layers around them: request ids (`x-request-id`, made when absent and
 //! echoed back), a tracing span per request carrying that id, Prometheus metrics, optional
-//! CORS, a time limit (503) and a body size limit (413). Unknown paths answer a JSON 404.
+//! CORS, a time limit (503) and a body size limit (413). Unknown paths answer a JSON 404 under
+//! `/api/`, an HTML one elsewhere.
 
 pub mod battle_ref;
 pub mod detail;
@@ -13,6 +14,7 @@ pub mod recluster;
 
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
@@ -65,11 +67,18 @@ async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }
 
-async fn no_route(uri: Uri) -> ApiError {
-    ApiError::NoRoute(uri.path().to_owned())
+/// Unknown paths: a JSON 404 under the API's prefixes, an HTML one elsewhere (the pages).
+async fn no_route(uri: Uri) -> Response {
+    let path = uri.path();
+    let error = ApiError::NoRoute(path.to_owned());
+    match path.starts_with("/api/") || path == "/api" || path == "/metrics" {
+        true => error.into_response(),
+        false => crate::pages::PageError::from(error).into_response(),
+    }
 }
 
-/// Every endpoint with its layers; `battles serve` and `battles run` both serve this.
+/// Every endpoint and web page with its layers; `battles serve` and `battles run` both serve
+/// this.
 pub fn router(state: ApiState) -> Router {
     let settings = state.settings().clone();
     let routes = Router::new()
@@ -90,6 +99,7 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/api/killmails/{id}/battle", get(lookup::killmail_battle))
         .route("/metrics", get(crate::metrics::render))
+        .merge(crate::pages::routes())
         .fallback(no_route)
         .with_state(state);
     with_layers(routes, &settings)
