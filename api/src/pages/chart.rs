@@ -95,7 +95,7 @@ fn chart(
 ) -> Markup {
     let max = buckets
         .iter()
-        .flat_map(|b| value(b))
+        .flat_map(&value)
         .max()
         .unwrap_or(0)
         .max(1);
