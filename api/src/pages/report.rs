@@ -27,8 +27,10 @@ use super::{
     PageError, PageResult,
 };
 
-/// Rows per side in the alliance, corporation and ship tables before "and N more".
+/// Rows per side in the alliance and corporation tables before "and N more".
 const ROWS_PER_TABLE: usize = 25;
+/// Rows of the ship tables in a side's card (the card stays short enough to see the chart).
+const SHIP_ROWS: usize = 12;
 /// How many of the most valuable kills the report lists.
 const TOP_KILLS: &str = "sort=-isk_destroyed&limit=10";
 
@@ -207,16 +209,16 @@ impl Report<'_> {
                     div {
                         h3 { "Ships fielded" }
                         table.compact {
-                            @for (id, name, count) in fielded.iter().take(ROWS_PER_TABLE) {
+                            @for (id, name, count) in fielded.iter().take(SHIP_ROWS) {
                                 tr { td { (name_or_id(*name, *id)) } td.num { (count) } }
                             }
                         }
-                        (more(fielded.len(), "ship types"))
+                        (more(fielded.len(), SHIP_ROWS, "ship types"))
                     }
                     div {
                         h3 { "Ships lost" }
                         table.compact {
-                            @for s in lost.iter().take(ROWS_PER_TABLE) {
+                            @for s in lost.iter().take(SHIP_ROWS) {
                                 tr {
                                     td { (ship_name(data, s.ship_type_id)) }
                                     td.num { (s.lost) }
@@ -224,7 +226,7 @@ impl Report<'_> {
                                 }
                             }
                         }
-                        (more(lost.len(), "ship types"))
+                        (more(lost.len(), SHIP_ROWS, "ship types"))
                     }
                 }
             }
@@ -277,7 +279,7 @@ impl Report<'_> {
                                 }
                             }
                         }
-                        (more(t.top_alliances.len(), "alliances"))
+                        (more(t.top_alliances.len(), ROWS_PER_TABLE, "alliances"))
                     }
                 }
             }
@@ -314,7 +316,7 @@ impl Report<'_> {
                                 }
                             }
                         }
-                        (more(corps.len(), "corporations"))
+                        (more(corps.len(), ROWS_PER_TABLE, "corporations"))
                     }
                 }
             }
@@ -392,11 +394,11 @@ impl Report<'_> {
     }
 }
 
-/// "and N more" under a table cut at [`ROWS_PER_TABLE`].
-fn more(count: usize, what: &str) -> Markup {
+/// "and N more" under a table cut at `shown` rows.
+fn more(count: usize, shown: usize, what: &str) -> Markup {
     html! {
-        @if count > ROWS_PER_TABLE {
-            p.muted { "and " (count - ROWS_PER_TABLE) " more " (what) }
+        @if count > shown {
+            p.muted { "and " (count - shown) " more " (what) }
         }
     }
 }
