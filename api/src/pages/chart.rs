@@ -93,12 +93,7 @@ fn chart(
     value: impl Fn(&Bucket) -> [i64; 2],
     format: impl Fn(i64) -> String,
 ) -> Markup {
-    let max = buckets
-        .iter()
-        .flat_map(&value)
-        .max()
-        .unwrap_or(0)
-        .max(1);
+    let max = buckets.iter().flat_map(&value).max().unwrap_or(0).max(1);
     let plot_w = WIDTH - LEFT - RIGHT;
     let half = (HEIGHT - TOP - BOTTOM) / 2.0;
     let axis = TOP + half;

@@ -13,7 +13,9 @@ use maud::{html, Markup};
 
 use crate::names::{self, Names};
 use crate::params::{uuid_segment, QueryParams};
-use crate::report::{self as queries, CorporationShare, ShipsLost, SystemFought, ThirdParty};
+use crate::report::{
+    self as queries, CorporationShare, Kills, ShipsLost, SystemFought, ThirdParty,
+};
 use crate::routes::battle_ref::moved_or_missing;
 use crate::routes::{detail, killmails};
 use crate::shapes::{BattleDetail, Killmail, TeamDetail};
@@ -43,11 +45,9 @@ pub async fn report_page(
     QueryParams::parse(raw.as_deref(), &[])?;
     let client = state.pool().get().await?;
     let top_kills = killmails::Request::from_params(Some(TOP_KILLS))?;
-    let (row, timeline, systems, ships_lost, corporations, third_parties, top_kill_rows) = futures_util::try_join!(
+    let (row, battle_kills, corporations, third_parties, top_kill_rows) = futures_util::try_join!(
         detail::battle_row(&client, id),
-        queries::timeline(&client, id),
-        queries::systems(&client, id),
-        queries::ships_lost(&client, id),
+        queries::kill_rows(&client, id),
         queries::corporations(&client, id),
         queries::third_parties(&client, id),
         killmails::page(&client, &top_kills, id),
@@ -65,10 +65,11 @@ pub async fn report_page(
     let battle = detail::detail_from(&row, stored, &names);
     let top_kills: Vec<Killmail> = top_kill_rows.iter().map(killmails::killmail).collect();
     let victims = victims_of(&state, &client, id, &top_kills).await?;
+    let kills = Kills::from_rows(&battle_kills);
     let report = Report {
         battle: &battle,
-        systems: &systems,
-        ships_lost: &ships_lost,
+        systems: &kills.systems,
+        ships_lost: &kills.ships_lost,
         corporations: &corporations,
         third_parties: &third_parties,
         names: &names,
@@ -81,7 +82,7 @@ pub async fn report_page(
         (report.third_party_section())
         section id="timeline" {
             h2 { "Timeline" }
-            (chart::timeline(battle.started_at, battle.ended_at, &timeline))
+            (chart::timeline(battle.started_at, battle.ended_at, &kills.timeline))
         }
         (report.alliances())
         (report.corporations())
