@@ -2,7 +2,8 @@
 //! reading PostgreSQL only (the engine is never imported). The caller binds the listener and
 //! builds [`ApiSettings`]; [`serve`] runs until `shutdown` completes, so tests bind port 0.
 //!
-//! - [`routes::router`]: the endpoints and their layers (reusable by `battles run`).
+//! - [`routes::router`]: the endpoints and their layers (reusable by `battles run`), with the
+//!   web pages of [`pages`] (`/`, `/battles/{id}`, ...).
 //! - [`ApiState`]: the pool, the settings, the optional ESI [`names::NameResolver`].
 //! - [`ApiError`]: every failure as one status and one JSON body.
 
@@ -10,7 +11,9 @@ pub mod auth;
 pub mod error;
 pub mod metrics;
 pub mod names;
+pub mod pages;
 pub mod params;
+pub mod report;
 pub mod routes;
 pub mod settings;
 pub mod shapes;

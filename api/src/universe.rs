@@ -1,5 +1,5 @@
 //! Static names the API shows but the battle tables do not store: solar system security and
-//! item type (ship) names, from the SDE tables embedded in the project (`data/sde/`). Parsed
+//! names, and item type (ship) names, from the SDE tables embedded in the project (`data/sde/`). Parsed
 //! once per process on first use.
 
 use std::collections::HashMap;
@@ -12,6 +12,9 @@ const TYPES: &str = include_str!("../../data/sde/types.csv");
 #[derive(Debug, Default)]
 pub struct StaticData {
     security: HashMap<i64, f64>,
+    system_names: HashMap<i64, String>,
+    /// Lower-cased system name to id.
+    systems_by_name: HashMap<String, i64>,
     type_names: HashMap<i64, String>,
 }
 
@@ -19,15 +22,36 @@ impl StaticData {
     /// The embedded tables, parsed on first use.
     pub fn embedded() -> &'static StaticData {
         static DATA: OnceLock<StaticData> = OnceLock::new();
-        DATA.get_or_init(|| StaticData {
-            security: parse_security(SYSTEMS),
-            type_names: parse_type_names(TYPES),
+        DATA.get_or_init(|| {
+            let system_names = parse_system_names(SYSTEMS);
+            let systems_by_name = system_names
+                .iter()
+                .map(|(id, name)| (name.to_lowercase(), *id))
+                .collect();
+            StaticData {
+                security: parse_security(SYSTEMS),
+                system_names,
+                systems_by_name,
+                type_names: parse_type_names(TYPES),
+            }
         })
     }
 
     /// The security status of a solar system.
     pub fn security(&self, system_id: i64) -> Option<f64> {
         self.security.get(&system_id).copied()
+    }
+
+    /// The name of a solar system.
+    pub fn system_name(&self, system_id: i64) -> Option<&str> {
+        self.system_names.get(&system_id).map(String::as_str)
+    }
+
+    /// The solar system called `name` (case-insensitive).
+    pub fn system_by_name(&self, name: &str) -> Option<i64> {
+        self.systems_by_name
+            .get(&name.trim().to_lowercase())
+            .copied()
     }
 
     /// The name of an item type (ship, structure, ...).
@@ -40,6 +64,12 @@ impl StaticData {
 fn parse_security(table: &str) -> HashMap<i64, f64> {
     data_rows(table, 5)
         .filter_map(|f| Some((f[0].parse().ok()?, f[3].parse().ok()?)))
+        .collect()
+}
+
+fn parse_system_names(table: &str) -> HashMap<i64, String> {
+    data_rows(table, 5)
+        .filter_map(|f| Some((f[0].parse().ok()?, f.get(4)?.trim().to_string())))
         .collect()
 }
 
@@ -72,5 +102,9 @@ mod tests {
         assert_eq!(data.type_name(670), Some("Capsule"));
         assert_eq!(data.type_name(-1), None);
         assert_eq!(data.security(1), None);
+        assert_eq!(data.system_name(30001046), Some("Jorund"));
+        assert_eq!(data.system_by_name("jorund"), Some(30001046));
+        assert_eq!(data.system_by_name(" JITA "), Some(30000142));
+        assert_eq!(data.system_by_name("Nowhere"), None);
     }
 }

@@ -1,4 +1,4 @@
-//! `battles serve`: the REST API alone (no consumer): loads the configuration, finds the
+//! `battles serve`: the REST API and the web pages alone (no consumer): loads the configuration, finds the
 //! PostgreSQL server as the other commands do, applies pending migrations, and serves
 //! `battles_api::router` on the configured `listen` address until Ctrl-C.
 

@@ -60,7 +60,7 @@ struct StoredAlliance {
 
 /// The statistics JSON of one battle (empty when it has no statistics row).
 #[derive(Default)]
-struct StoredStatistics {
+pub(crate) struct StoredStatistics {
     top_killers: Vec<StoredKiller>,
     top_losers: Vec<StoredLoser>,
     ship_types: [BTreeMap<String, i32>; 2],
@@ -68,7 +68,7 @@ struct StoredStatistics {
 }
 
 impl StoredStatistics {
-    fn from_row(row: &Row, id: Uuid) -> ApiResult<StoredStatistics> {
+    pub(crate) fn from_row(row: &Row, id: Uuid) -> ApiResult<StoredStatistics> {
         Ok(StoredStatistics {
             top_killers: json_column(row, "top_killers", id)?,
             top_losers: json_column(row, "top_losers", id)?,
@@ -83,7 +83,7 @@ impl StoredStatistics {
         })
     }
 
-    fn unnamed(&self) -> Unnamed {
+    pub(crate) fn unnamed(&self) -> Unnamed {
         let mut unnamed = Unnamed::default();
         for k in &self.top_killers {
             unnamed.note(Some(&k.name), Some(k.character_id));
@@ -136,7 +136,7 @@ pub async fn battle_detail(
     Ok(Json(detail_from(&row, stored, &names)))
 }
 
-async fn battle_row(client: &Client, id: Uuid) -> ApiResult<Option<Row>> {
+pub(crate) async fn battle_row(client: &Client, id: Uuid) -> ApiResult<Option<Row>> {
     let sql = format!(
         "SELECT {SUMMARY_COLUMNS}, b.last_killmail_at, b.created_at, b.updated_at, \
            s.top_killers, s.top_losers, s.team_a_ship_types, s.team_b_ship_types, \
@@ -148,7 +148,7 @@ async fn battle_row(client: &Client, id: Uuid) -> ApiResult<Option<Row>> {
     Ok(client.query_opt(&statement, &[&id]).await?)
 }
 
-fn detail_from(row: &Row, stored: StoredStatistics, names: &Names) -> BattleDetail {
+pub(crate) fn detail_from(row: &Row, stored: StoredStatistics, names: &Names) -> BattleDetail {
     let system_id: i64 = row.get("primary_system_id");
     let StoredStatistics {
         top_killers,

@@ -38,14 +38,14 @@ fn order_by(sort: Sort<SortKey>) -> &'static str {
     }
 }
 
-struct Request {
-    team: Option<Team>,
+pub(crate) struct Request {
+    pub(crate) team: Option<Team>,
     sort: Sort<SortKey>,
-    paging: Paging,
+    pub(crate) paging: Paging,
 }
 
 impl Request {
-    fn from_params(raw: Option<&str>) -> ApiResult<Request> {
+    pub(crate) fn from_params(raw: Option<&str>) -> ApiResult<Request> {
         let q = QueryParams::parse(raw, PARAMETERS)?;
         let default = Sort {
             key: SortKey::Time,
@@ -118,7 +118,11 @@ pub async fn battle_killmails(
 }
 
 /// The filtered killmail count, `None` when no visible battle has `id`.
-async fn filtered_count(client: &Client, request: &Request, id: Uuid) -> ApiResult<Option<i64>> {
+pub(crate) async fn filtered_count(
+    client: &Client,
+    request: &Request,
+    id: Uuid,
+) -> ApiResult<Option<i64>> {
     if !request.filtered() {
         let statement = client
             .prepare_cached(
@@ -145,7 +149,7 @@ async fn filtered_count(client: &Client, request: &Request, id: Uuid) -> ApiResu
         .map(|r| r.get(0)))
 }
 
-async fn page(client: &Client, request: &Request, id: Uuid) -> ApiResult<Vec<Row>> {
+pub(crate) async fn page(client: &Client, request: &Request, id: Uuid) -> ApiResult<Vec<Row>> {
     let mut c = request.conditions(id);
     let limit = c.bind(request.paging.limit);
     let offset = c.bind(request.paging.offset);
@@ -160,7 +164,7 @@ async fn page(client: &Client, request: &Request, id: Uuid) -> ApiResult<Vec<Row
     Ok(client.query(&statement, &c.params()).await?)
 }
 
-fn killmail(row: &Row) -> Killmail {
+pub(crate) fn killmail(row: &Row) -> Killmail {
     Killmail {
         killmail_id: row.get("killmail_id"),
         killmail_time: row.get("killmail_time"),

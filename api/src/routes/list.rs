@@ -25,7 +25,7 @@ use crate::sql::Conditions;
 use crate::state::ApiState;
 use crate::totals::{Total, TotalsCache};
 
-const PARAMETERS: &[&str] = &[
+pub(crate) const PARAMETERS: &[&str] = &[
     "startDate",
     "endDate",
     "systemId",
@@ -43,13 +43,13 @@ const PARAMETERS: &[&str] = &[
 pub const TOTAL_ESTIMATED_HEADER: &str = "x-total-estimated";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum SortKey {
+pub(crate) enum SortKey {
     StartedAt,
     IskDestroyed,
     Pilots,
 }
 
-const SORT_KEYS: [(&str, SortKey); 3] = [
+pub(crate) const SORT_KEYS: [(&str, SortKey); 3] = [
     ("started_at", SortKey::StartedAt),
     ("isk_destroyed", SortKey::IskDestroyed),
     ("pilots", SortKey::Pilots),
@@ -63,7 +63,7 @@ const STATUSES: [(&str, &str); 3] = [
 
 /// The validated filters.
 #[derive(Debug, Default)]
-struct Filter {
+pub(crate) struct Filter {
     start: Option<DateTime<Utc>>,
     end: Option<DateTime<Utc>>,
     system_id: Option<i64>,
@@ -75,7 +75,7 @@ struct Filter {
 }
 
 impl Filter {
-    fn from_params(q: &QueryParams) -> ApiResult<Filter> {
+    pub(crate) fn from_params(q: &QueryParams) -> ApiResult<Filter> {
         let filter = Filter {
             start: q.instant("startDate", false)?,
             end: q.instant("endDate", true)?,
@@ -178,11 +178,7 @@ pub async fn list_battles(
     let sort = q.sort("sort", &SORT_KEYS, default)?;
     let paging = q.paging()?;
     let client = state.pool().get().await?;
-    let counting = Counting {
-        exact_limit: state.settings().exact_count_limit,
-        recent: state.totals(),
-    };
-    let (list, exact) = query_list(&client, &filter, sort, paging, &counting).await?;
+    let (list, exact) = query_list(&client, &filter, sort, paging, &Counting::of(&state)).await?;
     let mut response = Json(list).into_response();
     if !exact {
         response
@@ -193,14 +189,24 @@ pub async fn list_battles(
 }
 
 /// How a filtered list's total is found.
-struct Counting<'a> {
+pub(crate) struct Counting<'a> {
     /// Counted exactly when the planner expects at most this many matches.
     exact_limit: i64,
     /// Totals found for the same filter a moment ago.
     recent: &'a TotalsCache,
 }
 
-async fn query_list(
+impl<'a> Counting<'a> {
+    /// The state's settings and recent totals.
+    pub(crate) fn of(state: &'a ApiState) -> Counting<'a> {
+        Counting {
+            exact_limit: state.settings().exact_count_limit,
+            recent: state.totals(),
+        }
+    }
+}
+
+pub(crate) async fn query_list(
     client: &Client,
     filter: &Filter,
     sort: Sort<SortKey>,

@@ -1,6 +1,7 @@
 //! The routes and the layers around them: request ids (`x-request-id`, made when absent and
 //! echoed back), a tracing span per request carrying that id, Prometheus metrics, optional
-//! CORS, a time limit (503) and a body size limit (413). Unknown paths answer a JSON 404.
+//! CORS, a time limit (503) and a body size limit (413). Unknown paths answer a JSON 404 under
+//! `/api/`, an HTML one elsewhere.
 
 pub mod battle_ref;
 pub mod detail;
@@ -67,8 +68,14 @@ async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }
 
-async fn no_route(uri: Uri) -> ApiError {
-    ApiError::NoRoute(uri.path().to_owned())
+/// Unknown paths: a JSON 404 under the API's prefixes, an HTML one elsewhere (the pages).
+async fn no_route(uri: Uri) -> Response {
+    let path = uri.path();
+    let error = ApiError::NoRoute(path.to_owned());
+    match path.starts_with("/api/") || path == "/api" || path == "/metrics" {
+        true => error.into_response(),
+        false => crate::pages::PageError::from(error).into_response(),
+    }
 }
 
 async fn method_not_allowed(method: Method) -> ApiError {
@@ -81,19 +88,22 @@ async fn method_not_allowed(method: Method) -> ApiError {
 /// become [`ApiError`]s, so every error has the one JSON shape.
 async fn json_error_bodies(limit: usize, request: Request, next: Next) -> Response {
     let response = next.run(request).await;
-    let is_json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    let content_type = response.headers().get(header::CONTENT_TYPE);
+    let ours = content_type.is_some_and(|v| {
+        v.as_bytes().starts_with(b"application/json") || v.as_bytes().starts_with(b"text/html")
+    });
     match response.status() {
-        _ if is_json => response,
+        _ if ours => response,
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::BodyTooLarge { limit }.into_response(),
-        StatusCode::SERVICE_UNAVAILABLE => ApiError::TimedOut.into_response(),
+        StatusCode::SERVICE_UNAVAILABLE if content_type.is_none() => {
+            ApiError::TimedOut.into_response()
+        }
         _ => response,
     }
 }
 
-/// Every endpoint with its layers; `battles serve` and `battles run` both serve this.
+/// Every endpoint and web page with its layers; `battles serve` and `battles run` both serve
+/// this.
 pub fn router(state: ApiState) -> Router {
     let settings = state.settings().clone();
     let routes = Router::new()
@@ -114,6 +124,7 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/api/killmails/{id}/battle", get(lookup::killmail_battle))
         .route("/metrics", get(crate::metrics::render))
+        .merge(crate::pages::routes())
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state);

@@ -46,15 +46,15 @@ fn order_by(sort: Sort<SortKey>) -> &'static str {
 }
 
 /// The validated request.
-struct Request {
-    team: Option<Team>,
+pub(crate) struct Request {
+    pub(crate) team: Option<Team>,
     alliance_id: Option<i64>,
     sort: Sort<SortKey>,
-    paging: Paging,
+    pub(crate) paging: Paging,
 }
 
 impl Request {
-    fn from_params(raw: Option<&str>) -> ApiResult<Request> {
+    pub(crate) fn from_params(raw: Option<&str>) -> ApiResult<Request> {
         let q = QueryParams::parse(raw, PARAMETERS)?;
         let default = Sort {
             key: SortKey::Kills,
@@ -133,7 +133,11 @@ pub async fn battle_participants(
 }
 
 /// The filtered participant count, `None` when no visible battle has `id`.
-async fn filtered_count(client: &Client, request: &Request, id: Uuid) -> ApiResult<Option<i64>> {
+pub(crate) async fn filtered_count(
+    client: &Client,
+    request: &Request,
+    id: Uuid,
+) -> ApiResult<Option<i64>> {
     if !request.filtered() {
         let statement = client
             .prepare_cached(
@@ -160,7 +164,7 @@ async fn filtered_count(client: &Client, request: &Request, id: Uuid) -> ApiResu
         .map(|r| r.get(0)))
 }
 
-async fn page(client: &Client, request: &Request, id: Uuid) -> ApiResult<Vec<Row>> {
+pub(crate) async fn page(client: &Client, request: &Request, id: Uuid) -> ApiResult<Vec<Row>> {
     let mut c = request.conditions(id);
     let limit = c.bind(request.paging.limit);
     let offset = c.bind(request.paging.offset);
@@ -177,7 +181,7 @@ async fn page(client: &Client, request: &Request, id: Uuid) -> ApiResult<Vec<Row
     Ok(client.query(&statement, &c.params()).await?)
 }
 
-fn note_unnamed(unnamed: &mut Unnamed, row: &Row) {
+pub(crate) fn note_unnamed(unnamed: &mut Unnamed, row: &Row) {
     for (name_column, id_column) in [
         ("character_name", "character_id"),
         ("corporation_name", "corporation_id"),
@@ -188,7 +192,7 @@ fn note_unnamed(unnamed: &mut Unnamed, row: &Row) {
     }
 }
 
-fn participant(row: &Row, names: &Names) -> Participant {
+pub(crate) fn participant(row: &Row, names: &Names) -> Participant {
     let character_id: i64 = row.get("character_id");
     Participant {
         character_id,
