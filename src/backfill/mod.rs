@@ -149,6 +149,7 @@ pub fn backfill(
             window: chrono::Duration::seconds(options.engine.rule.window_secs.max(1)),
             chunk: options.chunk,
             suppress_events: !options.emit_events,
+            lateness: chrono::Duration::zero(),
         },
         progress,
     );
@@ -216,6 +217,11 @@ pub(crate) struct SweepOptions {
     pub chunk: usize,
     /// Write no outbox events (backfills of history).
     pub suppress_events: bool,
+    /// How much earlier than a chunk's first killmail later chunks may still reach: closed
+    /// battles are evicted only when they are this much older. Zero for sorted input (backfill);
+    /// a stream's partitions deliver out of time order, and a killmail that reaches back into
+    /// evicted battles costs a wait for the writer and a read of their rows.
+    pub lateness: chrono::Duration,
 }
 
 /// What goes into the transaction of a batch's last chunk besides its battles and killmails.
@@ -239,6 +245,7 @@ pub(crate) struct Sweep<'a> {
     /// (time, id) of every stored killmail, those of earlier batches of this run included.
     stored_times: Vec<(i64, i64)>,
     window: chrono::Duration,
+    lateness: chrono::Duration,
     chunk: usize,
     suppress_events: bool,
     largest: Largest,
@@ -268,6 +275,7 @@ impl<'a> Sweep<'a> {
             engine,
             stored_times,
             window: options.window,
+            lateness: options.lateness,
             chunk: options.chunk.max(1),
             suppress_events: options.suppress_events,
             largest: Largest::default(),
@@ -325,7 +333,7 @@ impl<'a> Sweep<'a> {
             let last = chunk[chunk.len() - 1].killmail_time;
 
             let t = Instant::now();
-            let eviction = self.engine.evict_closed(first)?;
+            let eviction = self.engine.evict_closed(first - self.lateness)?;
             self.summary.evicted_battles += eviction.battles as u64;
             self.summary.engine_time += t.elapsed();
             if !eviction.unexpected.changes.is_empty() {

@@ -38,6 +38,9 @@ pub struct StreamOptions {
     pub chunk: usize,
     /// A battle whose last killmail is this much older than the watermark is `closed`.
     pub close_after: chrono::Duration,
+    /// How far behind the newest killmails a message may arrive and still find its battles in
+    /// memory (older ones are read back from PostgreSQL first).
+    pub lateness: chrono::Duration,
 }
 
 impl StreamOptions {
@@ -50,6 +53,7 @@ impl StreamOptions {
             batch: 5_000,
             chunk: crate::backfill::DEFAULT_CHUNK,
             close_after: window,
+            lateness: chrono::Duration::hours(2),
         }
     }
 }
@@ -145,6 +149,7 @@ fn stream(
             window: chrono::Duration::seconds(options.engine.rule.window_secs.max(1)),
             chunk: options.chunk,
             suppress_events: false,
+            lateness: options.lateness,
         },
         &progress,
     );
