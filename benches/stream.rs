@@ -1,14 +1,17 @@
 //! Stream benchmark: `battles run`'s path from a Kafka topic to committed rows, against
 //! rdkafka's in-process mock broker and the local PostgreSQL (a scratch database per phase).
 //!
-//! 1. **Sustained**: `BENCH_KILLMAILS` (default 100k) generated killmails are produced first,
+//! 1. **Sustained**: `BENCH_KILLMAILS` (default 100k) generated killmails are produced first
+//!    (256 partitions, round robin: the mock broker keeps only ~5 MB per partition),
 //!    then the stream consumes them; killmails/s from the first poll to the last commit.
 //! 2. **Latency**: the stream runs on an empty topic while killmails are produced at a steady
 //!    `BENCH_RATE` per second (default 1,000) for `BENCH_SECONDS` (20); for each killmail, the
 //!    time from its produce call to its row's `received_at` (the committing transaction's
 //!    start, PostgreSQL's `now()`), as p50/p95/p99/max.
 //!
-//! `cargo bench --bench stream`. The mock broker runs in this process and shares its cores.
+//! `cargo bench --bench stream` (`BENCH_MODES=sustained` or `latency` for one phase;
+//! `BENCH_LATENESS_SECS` overrides the stream's lateness allowance, for A/B runs). The mock
+//! broker runs in this process and shares its cores.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,7 +30,10 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
 
 /// The mock broker keeps about 5 MB per partition: enough partitions that nothing is dropped.
-const PARTITIONS: i32 = 128;
+const PARTITIONS: i32 = 256;
+
+/// Partitions of the steady-rate topic (a few MB each at 20k messages).
+const STEADY_PARTITIONS: i32 = 64;
 
 fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -109,10 +115,13 @@ fn start_stream(
             &resume,
         )
         .unwrap();
-        let options = StreamOptions::new(EngineConfig {
+        let mut options = StreamOptions::new(EngineConfig {
             workers: 1,
             ..EngineConfig::default()
         });
+        if let Ok(secs) = std::env::var("BENCH_LATENESS_SECS") {
+            options.lateness = chrono::Duration::seconds(secs.parse().unwrap());
+        }
         run_stream(
             sink,
             &runtime,
@@ -149,6 +158,18 @@ fn sustained(cluster: &MockCluster<'static, rdkafka::producer::DefaultProducerCo
         p.poll(Duration::ZERO);
     }
     p.flush(Duration::from_secs(60)).unwrap();
+    let dropped: i64 = (0..PARTITIONS)
+        .map(|partition| {
+            p.client()
+                .fetch_watermarks(topic, partition, Duration::from_secs(10))
+                .unwrap()
+                .0
+        })
+        .sum();
+    assert_eq!(
+        dropped, 0,
+        "the mock broker dropped messages: more partitions needed"
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let (db, handle) = start_stream(bootstrap, topic.into(), stop.clone());
@@ -163,6 +184,11 @@ fn sustained(cluster: &MockCluster<'static, rdkafka::producer::DefaultProducerCo
     stop.store(true, Ordering::SeqCst);
     handle.join().unwrap();
     let stored = query_i64(&db, "SELECT count(*) FROM killmails");
+    assert_eq!(
+        stored as usize,
+        records.len(),
+        "every message became a stored killmail"
+    );
     println!(
         "sustained: {} messages ({stored} killmails stored) in {elapsed:.2} s: {:.0} killmails/s (start, assignment and engine start included)",
         records.len(),
@@ -175,7 +201,7 @@ fn latency(cluster: &MockCluster<'static, rdkafka::producer::DefaultProducerCont
     let rate = env("BENCH_RATE", 1_000u64);
     let seconds = env("BENCH_SECONDS", 20u64);
     let topic = "steady";
-    cluster.create_topic(topic, 8, 1).unwrap();
+    cluster.create_topic(topic, STEADY_PARTITIONS, 1).unwrap();
     let bootstrap = cluster.bootstrap_servers();
     let records = payloads((rate * seconds) as usize);
     let stop = Arc::new(AtomicBool::new(false));
@@ -190,11 +216,23 @@ fn latency(cluster: &MockCluster<'static, rdkafka::producer::DefaultProducerCont
             std::thread::sleep(wait);
         }
         sent_at.insert(*id, chrono::Utc::now());
-        send(&p, topic, i as i32 % 8, payload);
+        send(&p, topic, i as i32 % STEADY_PARTITIONS, payload);
         p.poll(Duration::ZERO);
     }
     p.flush(Duration::from_secs(60)).unwrap();
     let produced = started.elapsed().as_secs_f64();
+    let dropped: i64 = (0..STEADY_PARTITIONS)
+        .map(|partition| {
+            p.client()
+                .fetch_watermarks(topic, partition, Duration::from_secs(10))
+                .unwrap()
+                .0
+        })
+        .sum();
+    assert_eq!(
+        dropped, 0,
+        "the mock broker dropped messages: more partitions needed"
+    );
     while query_i64(
         &db,
         "SELECT coalesce(sum(position), 0)::int8 FROM source_offsets",
