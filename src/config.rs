@@ -56,7 +56,7 @@ pub struct Config {
     /// HTTP listen address of `battles serve`. Default `127.0.0.1:8080`.
     pub listen: SocketAddr,
     /// Bearer token of the API's admin endpoints. Default none: they answer 403.
-    pub admin_token: Option<String>,
+    pub admin_token: Option<battles_api::Secret>,
     /// Origins the API allows by CORS (`*` for any). Default none.
     pub cors_origins: Vec<String>,
     /// ESI base URL of the optional names resolver.
@@ -185,7 +185,7 @@ impl Config {
             self.rejects_path = Some(PathBuf::from(v));
         }
         if let Some(v) = get("BATTLES_ADMIN_TOKEN") {
-            self.admin_token = Some(v);
+            self.admin_token = Some(battles_api::Secret::new(v));
         }
         if let Some(v) = get("BATTLES_CORS_ORIGINS") {
             self.cors_origins = v
@@ -368,7 +368,14 @@ mod tests {
             ]),
         )
         .unwrap();
-        assert_eq!(c.admin_token.as_deref(), Some("s3cret"));
+        assert_eq!(
+            c.admin_token.as_ref().map(battles_api::Secret::expose),
+            Some("s3cret")
+        );
+        assert!(
+            !format!("{c:?}").contains("s3cret"),
+            "the token shows in Debug"
+        );
         assert_eq!(c.cors_origins, ["https://a.example", "https://b.example"]);
         assert!(c.resolve_names);
         assert_eq!(c.esi_base_url, "http://127.0.0.1:9");

@@ -26,7 +26,7 @@ use std::future::Future;
 
 pub use error::ApiError;
 pub use routes::{router, ApiDoc};
-pub use settings::{ApiSettings, NameResolverSettings};
+pub use settings::{ApiSettings, NameResolverSettings, Secret};
 pub use state::{pool, ApiState, ConsumerStatus, StateError};
 
 /// Serves the API on `listener` until `shutdown` completes, then finishes the requests in

@@ -2,7 +2,32 @@
 //! `battles` binary fills it from its `Config`; tests write it directly). The API never reads the
 //! environment itself.
 
+use std::fmt;
 use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// A value that must never reach a log: `Debug` prints `<redacted>`, the value only comes out
+/// through [`Secret::expose`].
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
 
 /// ESI's public base URL; `POST {base}/universe/names/` resolves ids to names.
 pub const ESI_BASE_URL: &str = "https://esi.evetech.net/latest";
@@ -11,7 +36,7 @@ pub const ESI_BASE_URL: &str = "https://esi.evetech.net/latest";
 #[derive(Clone, Debug)]
 pub struct ApiSettings {
     /// Bearer token of the admin endpoints. `None`: admin endpoints are closed (403).
-    pub admin_token: Option<String>,
+    pub admin_token: Option<Secret>,
     /// Origins allowed by CORS; `"*"` allows any. Empty: no CORS headers at all.
     pub cors_origins: Vec<String>,
     /// Largest accepted request body in bytes (larger answers 413).
@@ -69,5 +94,22 @@ impl Default for NameResolverSettings {
             refresh_after: Duration::from_secs(30 * 24 * 3600),
             request_timeout: Duration::from_secs(5),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let settings = ApiSettings {
+            admin_token: Some(Secret::new("s3cret-token")),
+            ..ApiSettings::default()
+        };
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("s3cret-token"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+        assert_eq!(settings.admin_token.unwrap().expose(), "s3cret-token");
     }
 }

@@ -12,6 +12,7 @@ use tokio_postgres::Row;
 use crate::auth::require_admin;
 use crate::error::{ApiError, ApiResult};
 use crate::params::uuid_segment;
+use crate::settings::Secret;
 use crate::shapes::{JobProgress, ReclusterAccepted, ReclusterJob, ReclusterRequest};
 use crate::state::ApiState;
 
@@ -83,7 +84,10 @@ pub async fn create_job(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<ReclusterAccepted>)> {
-    require_admin(&headers, state.settings().admin_token.as_deref())?;
+    require_admin(
+        &headers,
+        state.settings().admin_token.as_ref().map(Secret::expose),
+    )?;
     let job = parse_job(&body)?;
     let client = state.pool().get().await?;
     let row = client
@@ -122,7 +126,10 @@ pub async fn read_job(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult<Json<ReclusterJob>> {
-    require_admin(&headers, state.settings().admin_token.as_deref())?;
+    require_admin(
+        &headers,
+        state.settings().admin_token.as_ref().map(Secret::expose),
+    )?;
     let id = uuid_segment("id", &id)?;
     let client = state.pool().get().await?;
     let row = client

@@ -111,7 +111,7 @@ impl TestApi {
 /// Settings for tests: the admin token set, everything else default.
 pub fn settings() -> ApiSettings {
     ApiSettings {
-        admin_token: Some(ADMIN_TOKEN.to_owned()),
+        admin_token: Some(battles_api::Secret::new(ADMIN_TOKEN)),
         ..ApiSettings::default()
     }
 }
