@@ -2,7 +2,8 @@
 //! halves, reverse order and repeats give identical tables; `kill -9` at any moment followed by a
 //! re-run gives the tables of an uninterrupted run; the real days load with zero rejects.
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -11,35 +12,10 @@ use std::time::Duration;
 
 use battles::backfill::progress::Progress;
 use battles::backfill::{backfill, BackfillOptions, BackfillSummary};
-use battles::generate::output::{write_to_dir, KILLMAILS_FILE};
-use battles::generate::GeneratorConfig;
 use battles::ingest::{parse_record, IngestContext};
 use battles_dataflow::{reference, EngineConfig, Killmail};
 use battles_sink::{BattleStatus, TestDatabase};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-/// Generated days (about 1,500 killmails each) as a JSON Lines file.
-fn generated(dir: &Path, seed: u64, days: u32) -> PathBuf {
-    write_to_dir(
-        GeneratorConfig {
-            seed,
-            days,
-            scale: 1.0,
-            ..GeneratorConfig::default()
-        },
-        dir,
-        false,
-    )
-    .unwrap();
-    dir.join(KILLMAILS_FILE)
-}
+use common::{assert_same_tables, generated, runtime, Status};
 
 fn read_lines(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)
@@ -96,52 +72,6 @@ fn run_batched(
 
 /// Every row of the battle tables, as JSON text without the columns that legitimately differ
 /// between runs (row timestamps and random row ids), sorted.
-async fn dump(db: &TestDatabase) -> BTreeMap<&'static str, Vec<String>> {
-    let client = db.connect().await.unwrap();
-    let mut out = BTreeMap::new();
-    for (table, order) in [
-        ("battles", "id"),
-        ("battle_participants", "battle_id, character_id"),
-        ("battle_killmails", "battle_id, killmail_id"),
-        ("battle_statistics", "battle_id"),
-        ("battle_third_parties", "battle_id, character_id"),
-        ("killmails", "killmail_id"),
-    ] {
-        // Participant and battle killmail rows have random UUID ids.
-        let random_id = if table == "battles" { "" } else { " - 'id'" };
-        let sql = format!(
-            "SELECT (to_jsonb(t) - 'created_at' - 'updated_at' - 'received_at'{random_id})::text
-             FROM {table} t ORDER BY {order}"
-        );
-        let rows = client.query(&sql, &[]).await.unwrap();
-        out.insert(table, rows.iter().map(|r| r.get::<_, String>(0)).collect());
-    }
-    out
-}
-
-fn assert_same_tables(
-    a: &BTreeMap<&'static str, Vec<String>>,
-    b: &BTreeMap<&'static str, Vec<String>>,
-    what: &str,
-) {
-    for (table, rows) in a {
-        let other = &b[table];
-        assert_eq!(
-            rows.len(),
-            other.len(),
-            "{what}: {table} has {} rows against {}",
-            other.len(),
-            rows.len()
-        );
-        if let Some(i) = (0..rows.len()).find(|&i| rows[i] != other[i]) {
-            panic!(
-                "{what}: {table} differs at row {i}:\n  {}\n  {}",
-                rows[i], other[i]
-            );
-        }
-    }
-}
-
 #[test]
 fn backfill_stores_exactly_the_battles_the_engine_computes() {
     let rt = runtime();
@@ -189,7 +119,7 @@ fn halves_reverse_order_and_repeats_give_identical_tables() {
 
     let whole = rt.block_on(TestDatabase::create()).unwrap();
     run(&rt, &whole, std::slice::from_ref(&file), 500);
-    let expected = rt.block_on(dump(&whole));
+    let expected = rt.block_on(common::dump(&whole, Status::Compared));
     assert!(expected["battles"].len() > 100);
 
     // The second half first, then the first half: the first half lands before and among
@@ -201,7 +131,11 @@ fn halves_reverse_order_and_repeats_give_identical_tables() {
         s.rehydrated > 0,
         "the second run merged with stored battles"
     );
-    assert_same_tables(&expected, &rt.block_on(dump(&halves)), "halves");
+    assert_same_tables(
+        &expected,
+        &rt.block_on(common::dump(&halves, Status::Compared)),
+        "halves",
+    );
 
     // Reverse order, twice: the second run changes nothing.
     let twice = rt.block_on(TestDatabase::create()).unwrap();
@@ -210,14 +144,22 @@ fn halves_reverse_order_and_repeats_give_identical_tables() {
     assert_eq!(again.killmails_written, 0);
     assert_eq!(again.already_stored, lines.len() as u64);
     assert_eq!(again.battles_created + again.battles_updated, 0);
-    assert_same_tables(&expected, &rt.block_on(dump(&twice)), "reverse, twice");
+    assert_same_tables(
+        &expected,
+        &rt.block_on(common::dump(&twice, Status::Compared)),
+        "reverse, twice",
+    );
 
     // Reverse order in read batches of 300: each batch is sorted and swept on its own, and
     // merges with what the earlier (later in time) batches stored.
     let batched = rt.block_on(TestDatabase::create()).unwrap();
     let s = run_batched(&rt, &batched, std::slice::from_ref(&reversed), 200, 300);
     assert!(s.rehydrated > 0, "later batches merged with earlier ones");
-    assert_same_tables(&expected, &rt.block_on(dump(&batched)), "read batches");
+    assert_same_tables(
+        &expected,
+        &rt.block_on(common::dump(&batched, Status::Compared)),
+        "read batches",
+    );
 
     for db in [whole, halves, twice, batched] {
         rt.block_on(db.drop_database()).unwrap();
@@ -231,7 +173,7 @@ fn kill_9_mid_backfill_then_rerun_gives_the_uninterrupted_tables() {
     let file = generated(dir.path(), 13, 2);
     let reference_db = rt.block_on(TestDatabase::create()).unwrap();
     run(&rt, &reference_db, std::slice::from_ref(&file), 100);
-    let expected = rt.block_on(dump(&reference_db));
+    let expected = rt.block_on(common::dump(&reference_db, Status::Compared));
 
     let db = rt.block_on(TestDatabase::create()).unwrap();
     let backfill_cmd = || {
@@ -289,7 +231,11 @@ fn kill_9_mid_backfill_then_rerun_gives_the_uninterrupted_tables() {
         partial_seen,
         "no kill landed mid-run; the test did not exercise a partial state"
     );
-    assert_same_tables(&expected, &rt.block_on(dump(&db)), "after kill -9");
+    assert_same_tables(
+        &expected,
+        &rt.block_on(common::dump(&db, Status::Compared)),
+        "after kill -9",
+    );
     rt.block_on(db.drop_database()).unwrap();
     rt.block_on(reference_db.drop_database()).unwrap();
 }
@@ -339,8 +285,8 @@ fn an_engine_over_two_processes_gives_the_same_tables() {
         "the peer exits with the driver"
     );
     assert_same_tables(
-        &rt.block_on(dump(&single)),
-        &rt.block_on(dump(&multi)),
+        &rt.block_on(common::dump(&single, Status::Compared)),
+        &rt.block_on(common::dump(&multi, Status::Compared)),
         "two processes",
     );
     for db in [single, multi] {

@@ -1,0 +1,94 @@
+//! Helpers shared by the end-to-end tests of backfill and of the stream: a runtime, generated
+//! input, and the battle tables as comparable rows.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use battles::generate::output::{write_to_dir, KILLMAILS_FILE};
+use battles::generate::GeneratorConfig;
+use battles_sink::TestDatabase;
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Generated days (about 1,500 killmails each) as a JSON Lines file.
+pub fn generated(dir: &Path, seed: u64, days: u32) -> PathBuf {
+    write_to_dir(
+        GeneratorConfig {
+            seed,
+            days,
+            scale: 1.0,
+            ..GeneratorConfig::default()
+        },
+        dir,
+        false,
+    )
+    .unwrap();
+    dir.join(KILLMAILS_FILE)
+}
+
+/// Which `battles` columns a comparison leaves out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Compare `status` too (runs that set it the same way).
+    Compared,
+    /// Leave it out: a stream sets open/closed from its watermark, a backfill `historical`.
+    Ignored,
+}
+
+/// The rows of the battle tables, comparable between databases (random row ids and write times
+/// left out).
+pub async fn dump(db: &TestDatabase, status: Status) -> BTreeMap<&'static str, Vec<String>> {
+    let client = db.connect().await.unwrap();
+    let mut out = BTreeMap::new();
+    let battles_drop = match status {
+        Status::Compared => "",
+        Status::Ignored => " - 'status'",
+    };
+    for (table, order, drop) in [
+        ("battles", "id", battles_drop),
+        ("battle_participants", "battle_id, character_id", " - 'id'"),
+        ("battle_killmails", "battle_id, killmail_id", " - 'id'"),
+        ("battle_statistics", "battle_id", " - 'id'"),
+        ("battle_third_parties", "battle_id, character_id", " - 'id'"),
+        ("killmails", "killmail_id", " - 'id'"),
+    ] {
+        let sql = format!(
+            "SELECT (to_jsonb(t) - 'created_at' - 'updated_at' - 'received_at'{drop})::text
+             FROM {table} t ORDER BY {order}"
+        );
+        let rows = client.query(&sql, &[]).await.unwrap();
+        out.insert(table, rows.iter().map(|r| r.get::<_, String>(0)).collect());
+    }
+    out
+}
+
+pub fn assert_same_tables(
+    a: &BTreeMap<&'static str, Vec<String>>,
+    b: &BTreeMap<&'static str, Vec<String>>,
+    what: &str,
+) {
+    for (table, rows) in a {
+        let other = &b[table];
+        assert_eq!(
+            rows.len(),
+            other.len(),
+            "{what}: {table} has {} rows against {}",
+            other.len(),
+            rows.len()
+        );
+        if let Some(i) = (0..rows.len()).find(|&i| rows[i] != other[i]) {
+            panic!(
+                "{what}: {table} differs at row {i}:\n  {}\n  {}",
+                rows[i], other[i]
+            );
+        }
+    }
+}
