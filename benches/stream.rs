@@ -135,6 +135,33 @@ fn start_stream(
     (db, handle)
 }
 
+/// Fails when the mock broker dropped the start of a partition (it keeps about 5 MB each).
+fn assert_nothing_dropped(p: &BaseProducer, topic: &str, partitions: i32) {
+    let dropped: i64 = (0..partitions)
+        .map(|partition| {
+            p.client()
+                .fetch_watermarks(topic, partition, Duration::from_secs(10))
+                .unwrap()
+                .0
+        })
+        .sum();
+    assert_eq!(
+        dropped, 0,
+        "the mock broker dropped messages: more partitions needed"
+    );
+}
+
+/// Waits until the committed positions add up to `messages`.
+fn wait_for_positions(db: &TestDatabase, messages: i64) {
+    while query_i64(
+        db,
+        "SELECT coalesce(sum(position), 0)::int8 FROM source_offsets",
+    ) < messages
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn query_i64(db: &TestDatabase, sql: &str) -> i64 {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -158,28 +185,11 @@ fn sustained(cluster: &MockCluster<'static, rdkafka::producer::DefaultProducerCo
         p.poll(Duration::ZERO);
     }
     p.flush(Duration::from_secs(60)).unwrap();
-    let dropped: i64 = (0..PARTITIONS)
-        .map(|partition| {
-            p.client()
-                .fetch_watermarks(topic, partition, Duration::from_secs(10))
-                .unwrap()
-                .0
-        })
-        .sum();
-    assert_eq!(
-        dropped, 0,
-        "the mock broker dropped messages: more partitions needed"
-    );
+    assert_nothing_dropped(&p, topic, PARTITIONS);
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let (db, handle) = start_stream(bootstrap, topic.into(), stop.clone());
-    while query_i64(
-        &db,
-        "SELECT coalesce(sum(position), 0)::int8 FROM source_offsets",
-    ) < records.len() as i64
-    {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_positions(&db, records.len() as i64);
     let elapsed = started.elapsed().as_secs_f64();
     stop.store(true, Ordering::SeqCst);
     handle.join().unwrap();
@@ -221,25 +231,8 @@ fn latency(cluster: &MockCluster<'static, rdkafka::producer::DefaultProducerCont
     }
     p.flush(Duration::from_secs(60)).unwrap();
     let produced = started.elapsed().as_secs_f64();
-    let dropped: i64 = (0..STEADY_PARTITIONS)
-        .map(|partition| {
-            p.client()
-                .fetch_watermarks(topic, partition, Duration::from_secs(10))
-                .unwrap()
-                .0
-        })
-        .sum();
-    assert_eq!(
-        dropped, 0,
-        "the mock broker dropped messages: more partitions needed"
-    );
-    while query_i64(
-        &db,
-        "SELECT coalesce(sum(position), 0)::int8 FROM source_offsets",
-    ) < records.len() as i64
-    {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert_nothing_dropped(&p, topic, STEADY_PARTITIONS);
+    wait_for_positions(&db, records.len() as i64);
     stop.store(true, Ordering::SeqCst);
     handle.join().unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -18,3 +18,21 @@ pub async fn discover(database_url: Option<String>) -> Result<Server, DiscoveryE
     discovery.database_url = database_url;
     discovery.discover().await
 }
+
+/// Finds the server as [`discover`] does for `config`, says which one on stderr, and connects
+/// a sink of `config.pg_pool_size` sessions to it (creating and migrating the database first).
+pub async fn connect_sink(
+    config: &crate::config::Config,
+) -> anyhow::Result<(Server, battles_sink::Sink)> {
+    use anyhow::Context;
+    let server = discover(config.database_url.clone()).await?;
+    let shown = redact(&server.url);
+    eprintln!("database: {shown}");
+    let sink = battles_sink::Sink::connect(battles_sink::SinkConfig {
+        pool_size: config.pg_pool_size,
+        ..battles_sink::SinkConfig::new(server.url.clone())
+    })
+    .await
+    .with_context(|| format!("connecting to {shown}"))?;
+    Ok((server, sink))
+}

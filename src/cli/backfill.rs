@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use battles_dataflow::{BattleReport, Cluster, EngineConfig, Team};
-use battles_sink::{Sink, SinkConfig};
 use clap::Args;
 
 use crate::backfill::progress::Progress;
@@ -102,18 +101,7 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let sink = runtime.block_on(async {
-        let server = postgres::discover(config.database_url.clone()).await?;
-        let shown = postgres::redact(&server.url);
-        eprintln!("database: {shown}");
-        let sink = Sink::connect(SinkConfig {
-            pool_size: config.pg_pool_size,
-            ..SinkConfig::new(server.url.clone())
-        })
-        .await
-        .with_context(|| format!("connecting to {shown}"))?;
-        anyhow::Ok(sink)
-    })?;
+    let (_server, sink) = runtime.block_on(postgres::connect_sink(&config))?;
     let options = BackfillOptions {
         paths,
         ingest: IngestContext::new(config.time_skew_secs),

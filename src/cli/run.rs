@@ -13,7 +13,6 @@ use std::sync::Arc;
 use anyhow::Context;
 use battles_api::ApiState;
 use battles_dataflow::EngineConfig;
-use battles_sink::{Sink, SinkConfig};
 use clap::Args;
 
 use crate::cli::backfill::sample_path;
@@ -83,18 +82,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let (server, sink) = runtime.block_on(async {
-        let server = postgres::discover(config.database_url.clone()).await?;
-        let shown = postgres::redact(&server.url);
-        eprintln!("database: {shown}");
-        let sink = Sink::connect(SinkConfig {
-            pool_size: config.pg_pool_size,
-            ..SinkConfig::new(server.url.clone())
-        })
-        .await
-        .with_context(|| format!("connecting to {shown}"))?;
-        anyhow::Ok((server, Arc::new(sink)))
-    })?;
+    let (server, sink) = runtime.block_on(postgres::connect_sink(&config))?;
+    let sink = Arc::new(sink);
     // One writer per database, held until the stream has stopped.
     let _writer_lock = runtime.block_on(sink.lock_writer())?;
 

@@ -105,8 +105,8 @@ impl battles_api::ConsumerStatus for StreamStatus {
     }
 }
 
-/// Runs the stream from `source` into `sink` until `stop` is set (or a replay ends). Holds the
-/// database's writer lock throughout.
+/// Runs the stream from `source` into `sink` until `stop` is set (or a replay ends). The
+/// caller holds the database's writer lock; an error also marks `status` failed.
 pub fn run_stream(
     sink: Arc<Sink>,
     runtime: &tokio::runtime::Runtime,
@@ -172,11 +172,12 @@ fn stream(
             watermark = watermark.max(newest);
         }
         let killmails = batch.killmails.len() as u64;
+        let rejected = batch.rejections.len() as u64;
         tracing::debug!(
             messages = messages.len(),
             killmails,
             duplicates = batch.duplicates,
-            rejected = batch.rejections.len(),
+            rejected,
             offsets = ?batch.offsets,
             "step"
         );
@@ -184,7 +185,7 @@ fn stream(
             batch.killmails,
             BatchExtras {
                 offsets: batch.offsets,
-                rejections: batch.rejections.clone(),
+                rejections: batch.rejections,
                 status: StatusRule::Watermark {
                     watermark,
                     close_after: options.close_after,
@@ -195,15 +196,14 @@ fn stream(
         status.count(&status.messages, messages.len() as u64);
         status.count(&status.killmails, killmails);
         status.count(&status.duplicates, batch.duplicates);
-        status.count(&status.rejected, batch.rejections.len() as u64);
+        status.count(&status.rejected, rejected);
         status.count(&status.steps, 1);
         status.count(&status.step_micros, elapsed.as_micros() as u64);
         status
             .last_step_ms
             .store(Utc::now().timestamp_millis() as u64, Ordering::Relaxed);
         metrics::counter!("battle_killmails_processed_total").increment(killmails);
-        metrics::counter!("battle_killmails_rejected_total")
-            .increment(batch.rejections.len() as u64);
+        metrics::counter!("battle_killmails_rejected_total").increment(rejected);
         metrics::counter!("battle_killmails_duplicate_total").increment(batch.duplicates);
         metrics::histogram!("battle_clustering_duration_seconds").record(elapsed.as_secs_f64());
         metrics::histogram!("battle_step_killmails").record(killmails as f64);
