@@ -19,6 +19,28 @@
 //! | `killmail_topic` | `killmail.enriched` | `BATTLES_KILLMAIL_TOPIC` |
 //! | `events_topic` | `battle.events` | `BATTLES_EVENTS_TOPIC` |
 //! | `kafka_group_id` | `battle-service` | `BATTLES_KAFKA_GROUP_ID` |
+//! | `retention_months` | `60` (`0`: the daily retention run is off; at most 1200) | `BATTLES_RETENTION_MONTHS` |
+//! | `[clustering] window_secs` | `3600` | `BATTLES_CLUSTERING_WINDOW_SECS` |
+//! | `[clustering] same_system_secs` | `1200` | `BATTLES_CLUSTERING_SAME_SYSTEM_SECS` |
+//! | `[clustering] gate_jumps` | `2` | `BATTLES_CLUSTERING_GATE_JUMPS` |
+//! | `[clustering] adjacent_secs` | `480` | `BATTLES_CLUSTERING_ADJACENT_SECS` |
+//! | `[clustering] adjacent_min_characters` | `2` | `BATTLES_CLUSTERING_ADJACENT_MIN_CHARACTERS`, else `BATTLES_LINK_THRESHOLD` |
+//! | `[clustering] adjacent_anyone_secs` | `450` | `BATTLES_CLUSTERING_ADJACENT_ANYONE_SECS` |
+//! | `[clustering] satellite_secs` | `450` | `BATTLES_CLUSTERING_SATELLITE_SECS` |
+//! | `[clustering] bucket_secs` | `3150` | `BATTLES_CLUSTERING_BUCKET_SECS` |
+//! | `[clustering] min_linked_killmails` | `0` (every component is a battle) | `BATTLES_CLUSTERING_MIN_LINKED_KILLMAILS` |
+//!
+//! The `[clustering]` table is the link rule ([`battles_dataflow::LinkRule`], explained in
+//! `docs/clustering.md`) plus `min_linked_killmails`; [`Config::engine_config`] turns it into
+//! the engine's configuration. Missing keys take the defaults above. `BATTLES_LINK_THRESHOLD` is
+//! the spec's name for a link score threshold (0.65); the rule has no score, and its only count
+//! threshold is `adjacent_min_characters` (characters two killmails in neighbouring systems must
+//! share to link up to `adjacent_secs` apart), so that is what it sets, as a whole number; when
+//! `BATTLES_CLUSTERING_ADJACENT_MIN_CHARACTERS` is set too, that one wins. At load, every `*_secs`
+//! must be positive, every link and the satellite window at most `window_secs` (the engine looks
+//! no further), `bucket_secs` at least the longest link, and twice `satellite_secs` at most
+//! `bucket_secs` (a satellite looks that far both ways inside its cell). After changing the rule,
+//! stored battles are repaired by re-clustering their range (`battles recluster`).
 //!
 //! Every command reads its settings from here and nowhere else; a setting appears here when
 //! a command reads it.
@@ -27,6 +49,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use battles_dataflow::{EngineConfig, LinkRule};
 use serde::{Deserialize, Serialize};
 
 /// Environment variable naming the TOML configuration file.
@@ -73,6 +96,133 @@ pub struct Config {
     /// Kafka consumer group id, for monitoring only: partitions are assigned explicitly and
     /// offsets live in PostgreSQL. Default `battle-service`.
     pub kafka_group_id: String,
+    /// Months of battles the service's daily retention run keeps. Default 60; 0 turns the run
+    /// off. At most [`MAX_RETENTION_MONTHS`].
+    pub retention_months: u32,
+    /// The `[clustering]` table: the link rule and `min_linked_killmails`.
+    pub clustering: ClusteringConfig,
+}
+
+/// Largest accepted `retention_months` (100 years; use 0 to keep everything).
+pub const MAX_RETENTION_MONTHS: u32 = 1200;
+
+/// The `[clustering]` table: every field of [`LinkRule`] (same names and meaning) plus
+/// [`EngineConfig::min_linked_killmails`]. Missing keys take [`LinkRule::default`]'s values.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusteringConfig {
+    pub window_secs: i64,
+    pub same_system_secs: i64,
+    pub gate_jumps: usize,
+    pub adjacent_secs: i64,
+    pub adjacent_min_characters: usize,
+    pub adjacent_anyone_secs: i64,
+    pub satellite_secs: i64,
+    pub bucket_secs: i64,
+    /// A component needs at least this many linked (non-satellite) killmails to be a battle.
+    /// Default 0: every component is one.
+    pub min_linked_killmails: usize,
+}
+
+impl Default for ClusteringConfig {
+    fn default() -> Self {
+        ClusteringConfig::of(
+            &LinkRule::default(),
+            EngineConfig::default().min_linked_killmails,
+        )
+    }
+}
+
+impl ClusteringConfig {
+    fn of(rule: &LinkRule, min_linked_killmails: usize) -> Self {
+        let LinkRule {
+            window_secs,
+            same_system_secs,
+            gate_jumps,
+            adjacent_secs,
+            adjacent_min_characters,
+            adjacent_anyone_secs,
+            satellite_secs,
+            bucket_secs,
+        } = rule.clone();
+        ClusteringConfig {
+            window_secs,
+            same_system_secs,
+            gate_jumps,
+            adjacent_secs,
+            adjacent_min_characters,
+            adjacent_anyone_secs,
+            satellite_secs,
+            bucket_secs,
+            min_linked_killmails,
+        }
+    }
+
+    /// The link rule of this table.
+    pub fn rule(&self) -> LinkRule {
+        LinkRule {
+            window_secs: self.window_secs,
+            same_system_secs: self.same_system_secs,
+            gate_jumps: self.gate_jumps,
+            adjacent_secs: self.adjacent_secs,
+            adjacent_min_characters: self.adjacent_min_characters,
+            adjacent_anyone_secs: self.adjacent_anyone_secs,
+            satellite_secs: self.satellite_secs,
+            bucket_secs: self.bucket_secs,
+        }
+    }
+
+    /// What the engine assumes of the rule (`dataflow/src/link.rs`, `cell.rs`), which it would
+    /// otherwise clamp or widen silently.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(format!("clustering.{m}")));
+        let secs = [
+            ("window_secs", self.window_secs),
+            ("same_system_secs", self.same_system_secs),
+            ("adjacent_secs", self.adjacent_secs),
+            ("adjacent_anyone_secs", self.adjacent_anyone_secs),
+            ("satellite_secs", self.satellite_secs),
+            ("bucket_secs", self.bucket_secs),
+        ];
+        for (name, v) in secs {
+            if v <= 0 {
+                return invalid(format!("{name} must be at least 1, not {v}"));
+            }
+        }
+        // The engine compares killmails no further apart than the window (`max_link_secs`,
+        // `satellite_window` clamp to it).
+        for (name, v) in &secs[1..5] {
+            if *v > self.window_secs {
+                return invalid(format!(
+                    "{name} ({v}) must be at most window_secs ({})",
+                    self.window_secs
+                ));
+            }
+        }
+        // Linked killmails must be in the same or consecutive buckets (`bucket_width` would
+        // widen the buckets instead).
+        let (longest, v) = secs[1..4]
+            .iter()
+            .max_by_key(|(_, v)| *v)
+            .copied()
+            .unwrap_or(("same_system_secs", self.same_system_secs));
+        if self.bucket_secs < v {
+            return invalid(format!(
+                "bucket_secs ({}) must be at least the longest link, {longest} ({v})",
+                self.bucket_secs
+            ));
+        }
+        // A satellite in its bucket's first satellite window attaches in its home cell, which
+        // holds that bucket and the one before: it sees a whole window ahead only when two
+        // windows fit in a bucket.
+        if self.satellite_secs.saturating_mul(2) > self.bucket_secs {
+            return invalid(format!(
+                "bucket_secs ({}) must be at least twice satellite_secs ({})",
+                self.bucket_secs, self.satellite_secs
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for Config {
@@ -93,6 +243,8 @@ impl Default for Config {
             killmail_topic: "killmail.enriched".into(),
             events_topic: "battle.events".into(),
             kafka_group_id: "battle-service".into(),
+            retention_months: 60,
+            clustering: ClusteringConfig::default(),
         }
     }
 }
@@ -204,6 +356,47 @@ impl Config {
         parse_env(&get, "BATTLES_KILLMAIL_TOPIC", &mut self.killmail_topic)?;
         parse_env(&get, "BATTLES_EVENTS_TOPIC", &mut self.events_topic)?;
         parse_env(&get, "BATTLES_KAFKA_GROUP_ID", &mut self.kafka_group_id)?;
+        parse_env(&get, "BATTLES_RETENTION_MONTHS", &mut self.retention_months)?;
+        let c = &mut self.clustering;
+        parse_env(&get, "BATTLES_CLUSTERING_WINDOW_SECS", &mut c.window_secs)?;
+        parse_env(
+            &get,
+            "BATTLES_CLUSTERING_SAME_SYSTEM_SECS",
+            &mut c.same_system_secs,
+        )?;
+        parse_env(&get, "BATTLES_CLUSTERING_GATE_JUMPS", &mut c.gate_jumps)?;
+        parse_env(
+            &get,
+            "BATTLES_CLUSTERING_ADJACENT_SECS",
+            &mut c.adjacent_secs,
+        )?;
+        // The spec's score threshold; the rule's one count threshold. The specific name wins.
+        parse_env(
+            &get,
+            "BATTLES_LINK_THRESHOLD",
+            &mut c.adjacent_min_characters,
+        )?;
+        parse_env(
+            &get,
+            "BATTLES_CLUSTERING_ADJACENT_MIN_CHARACTERS",
+            &mut c.adjacent_min_characters,
+        )?;
+        parse_env(
+            &get,
+            "BATTLES_CLUSTERING_ADJACENT_ANYONE_SECS",
+            &mut c.adjacent_anyone_secs,
+        )?;
+        parse_env(
+            &get,
+            "BATTLES_CLUSTERING_SATELLITE_SECS",
+            &mut c.satellite_secs,
+        )?;
+        parse_env(&get, "BATTLES_CLUSTERING_BUCKET_SECS", &mut c.bucket_secs)?;
+        parse_env(
+            &get,
+            "BATTLES_CLUSTERING_MIN_LINKED_KILLMAILS",
+            &mut c.min_linked_killmails,
+        )?;
         Ok(())
     }
 
@@ -243,7 +436,24 @@ impl Config {
                 "pg_pool_size must be at least 1".into(),
             ));
         }
-        Ok(())
+        if self.retention_months > MAX_RETENTION_MONTHS {
+            return Err(ConfigError::Invalid(format!(
+                "retention_months ({}) must be at most {MAX_RETENTION_MONTHS} (0 keeps everything)",
+                self.retention_months
+            )));
+        }
+        self.clustering.validate()
+    }
+
+    /// The engine's configuration: the `[clustering]` rule, `min_linked_killmails` and
+    /// `workers`; one process, the default cluster timeout. Callers add `cluster`.
+    pub fn engine_config(&self) -> EngineConfig {
+        EngineConfig {
+            rule: self.clustering.rule(),
+            min_linked_killmails: self.clustering.min_linked_killmails,
+            workers: self.workers,
+            ..EngineConfig::default()
+        }
     }
 }
 
@@ -460,5 +670,205 @@ mod tests {
             env_of(&[(CONFIG_ENV, "/nonexistent/battles.toml")]),
         );
         assert!(matches!(missing, Err(ConfigError::Read { .. })));
+    }
+
+    #[test]
+    fn clustering_table_is_read_with_defaults_for_missing_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = toml_file(
+            dir.path(),
+            "retention_months = 24\n[clustering]\nadjacent_secs = 600\ngate_jumps = 1\nmin_linked_killmails = 3\n",
+        );
+        let c = Config::load_with_env(
+            &Overrides::default(),
+            env_of(&[(CONFIG_ENV, file.to_str().unwrap())]),
+        )
+        .unwrap();
+        assert_eq!(c.retention_months, 24);
+        let rule = c.clustering.rule();
+        assert_eq!((rule.adjacent_secs, rule.gate_jumps), (600, 1));
+        assert_eq!(c.clustering.min_linked_killmails, 3);
+        let d = LinkRule::default();
+        assert_eq!(
+            LinkRule {
+                adjacent_secs: 600,
+                gate_jumps: 1,
+                ..d
+            },
+            rule,
+            "missing keys take the defaults"
+        );
+        let typo = toml_file(dir.path(), "[clustering]\nadjacent_sec = 600\n");
+        let err = Config::load_with_env(
+            &Overrides {
+                config_file: Some(typo),
+                ..Overrides::default()
+            },
+            env_of(&[]),
+        )
+        .unwrap_err();
+        assert!(matches!(err, ConfigError::Parse { .. }), "{err}");
+    }
+
+    #[test]
+    fn defaults_are_the_engines() {
+        let d = Config::default();
+        assert_eq!(d.retention_months, 60);
+        assert_eq!(d.clustering.rule(), LinkRule::default());
+        let e = d.engine_config();
+        let default = EngineConfig::default();
+        assert_eq!(e.rule, default.rule);
+        assert_eq!(e.min_linked_killmails, default.min_linked_killmails);
+        assert_eq!(e.workers, d.workers);
+    }
+
+    #[test]
+    fn clustering_env_overrides_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = toml_file(
+            dir.path(),
+            "[clustering]\nwindow_secs = 7200\nsame_system_secs = 900\nbucket_secs = 4000\n",
+        );
+        let c = Config::load_with_env(
+            &Overrides::default(),
+            env_of(&[
+                (CONFIG_ENV, file.to_str().unwrap()),
+                ("BATTLES_CLUSTERING_WINDOW_SECS", "5000"),
+                ("BATTLES_CLUSTERING_SAME_SYSTEM_SECS", "1000"),
+                ("BATTLES_CLUSTERING_GATE_JUMPS", "3"),
+                ("BATTLES_CLUSTERING_ADJACENT_SECS", "500"),
+                ("BATTLES_CLUSTERING_ADJACENT_MIN_CHARACTERS", "4"),
+                ("BATTLES_CLUSTERING_ADJACENT_ANYONE_SECS", "300"),
+                ("BATTLES_CLUSTERING_SATELLITE_SECS", "400"),
+                ("BATTLES_CLUSTERING_MIN_LINKED_KILLMAILS", "2"),
+                ("BATTLES_RETENTION_MONTHS", "0"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.clustering.rule(),
+            LinkRule {
+                window_secs: 5000,
+                same_system_secs: 1000,
+                gate_jumps: 3,
+                adjacent_secs: 500,
+                adjacent_min_characters: 4,
+                adjacent_anyone_secs: 300,
+                satellite_secs: 400,
+                bucket_secs: 4000,
+            }
+        );
+        assert_eq!(c.clustering.min_linked_killmails, 2);
+        assert_eq!(c.retention_months, 0, "0 turns retention off and is valid");
+        let e = c.engine_config();
+        assert_eq!(
+            e.rule,
+            c.clustering.rule(),
+            "engine_config carries the rule"
+        );
+        assert_eq!(e.min_linked_killmails, 2);
+        assert_eq!(e.workers, c.workers);
+        let bucket = Config::load_with_env(
+            &Overrides::default(),
+            env_of(&[("BATTLES_CLUSTERING_BUCKET_SECS", "3300")]),
+        )
+        .unwrap();
+        assert_eq!(bucket.engine_config().rule.bucket_secs, 3300);
+    }
+
+    #[test]
+    fn link_threshold_sets_adjacent_min_characters_and_the_specific_variable_wins() {
+        let c = Config::load_with_env(
+            &Overrides::default(),
+            env_of(&[("BATTLES_LINK_THRESHOLD", "3")]),
+        )
+        .unwrap();
+        assert_eq!(c.clustering.adjacent_min_characters, 3);
+        assert_eq!(c.engine_config().rule.adjacent_min_characters, 3);
+        let both = Config::load_with_env(
+            &Overrides::default(),
+            env_of(&[
+                ("BATTLES_LINK_THRESHOLD", "3"),
+                ("BATTLES_CLUSTERING_ADJACENT_MIN_CHARACTERS", "5"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(both.clustering.adjacent_min_characters, 5);
+        let score = Config::load_with_env(
+            &Overrides::default(),
+            env_of(&[("BATTLES_LINK_THRESHOLD", "0.65")]),
+        )
+        .unwrap_err();
+        assert!(
+            score.to_string().contains("BATTLES_LINK_THRESHOLD"),
+            "{score}"
+        );
+    }
+
+    #[test]
+    fn invalid_clustering_and_retention_values_are_refused_by_name() {
+        let refused = |pairs: &[(&str, &str)], name: &str| {
+            let err = Config::load_with_env(&Overrides::default(), env_of(pairs)).unwrap_err();
+            assert!(err.to_string().contains(name), "{pairs:?}: {err}");
+        };
+        refused(
+            &[("BATTLES_CLUSTERING_WINDOW_SECS", "soon")],
+            "BATTLES_CLUSTERING_WINDOW_SECS",
+        );
+        refused(
+            &[("BATTLES_CLUSTERING_GATE_JUMPS", "-1")],
+            "BATTLES_CLUSTERING_GATE_JUMPS",
+        );
+        refused(
+            &[("BATTLES_RETENTION_MONTHS", "-1")],
+            "BATTLES_RETENTION_MONTHS",
+        );
+        refused(&[("BATTLES_RETENTION_MONTHS", "1201")], "retention_months");
+        refused(
+            &[("BATTLES_CLUSTERING_SATELLITE_SECS", "0")],
+            "clustering.satellite_secs",
+        );
+        refused(
+            &[("BATTLES_CLUSTERING_ADJACENT_SECS", "-5")],
+            "clustering.adjacent_secs",
+        );
+        refused(
+            &[("BATTLES_CLUSTERING_WINDOW_SECS", "0")],
+            "clustering.window_secs",
+        );
+        // A link longer than the window: the engine would never compare the pair.
+        refused(
+            &[("BATTLES_CLUSTERING_WINDOW_SECS", "1000")],
+            "clustering.same_system_secs (1200) must be at most window_secs",
+        );
+        // Buckets narrower than the longest link.
+        refused(
+            &[("BATTLES_CLUSTERING_BUCKET_SECS", "1199")],
+            "bucket_secs (1199) must be at least the longest link, same_system_secs (1200)",
+        );
+        refused(
+            &[
+                ("BATTLES_CLUSTERING_ADJACENT_SECS", "3000"),
+                ("BATTLES_CLUSTERING_BUCKET_SECS", "2999"),
+            ],
+            "adjacent_secs (3000)",
+        );
+        // Two satellite windows must fit in a bucket.
+        refused(
+            &[("BATTLES_CLUSTERING_SATELLITE_SECS", "1576")],
+            "twice satellite_secs (1576)",
+        );
+        assert!(
+            Config::load_with_env(
+                &Overrides::default(),
+                env_of(&[
+                    ("BATTLES_CLUSTERING_SATELLITE_SECS", "1575"),
+                    ("BATTLES_CLUSTERING_BUCKET_SECS", "3150"),
+                    ("BATTLES_RETENTION_MONTHS", "1200"),
+                ]),
+            )
+            .is_ok(),
+            "the limits themselves are accepted"
+        );
     }
 }

@@ -107,12 +107,11 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<ExitCode> {
         ingest: IngestContext::new(config.time_skew_secs),
         max_record_bytes: config.max_record_bytes,
         engine: EngineConfig {
-            workers: config.workers,
             cluster: (!args.cluster.is_empty()).then(|| Cluster {
                 addresses: args.cluster.clone(),
                 process: 0,
             }),
-            ..EngineConfig::default()
+            ..config.engine_config()
         },
         chunk: args.chunk,
         read_batch: args.read_batch,

@@ -52,12 +52,11 @@ pub fn run(args: EnginePeerArgs) -> anyhow::Result<ExitCode> {
         ..Default::default()
     })?;
     run_cluster_peer(EngineConfig {
-        workers: config.workers,
         cluster: Some(Cluster {
             addresses: args.cluster,
             process: args.process,
         }),
-        ..EngineConfig::default()
+        ..config.engine_config()
     })
     .map_err(|e| anyhow!("engine peer: {e}"))?;
     eprintln!("engine peer {}: the driver finished", args.process);

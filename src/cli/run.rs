@@ -12,7 +12,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use battles_api::ApiState;
-use battles_dataflow::EngineConfig;
 use clap::Args;
 
 use crate::cli::backfill::sample_path;
@@ -142,10 +141,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         ingest,
         max_record_bytes: config.max_record_bytes,
         batch: args.batch,
-        ..StreamOptions::new(EngineConfig {
-            workers: config.workers,
-            ..EngineConfig::default()
-        })
+        ..StreamOptions::new(config.engine_config())
     };
     let result = run_stream(
         sink.clone(),
