@@ -8,6 +8,7 @@ pub mod config;
 pub mod generate;
 pub mod ingest;
 pub mod postgres;
+pub mod recluster;
 pub mod sources;
 pub mod stream;
 pub mod telemetry;

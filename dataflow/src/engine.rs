@@ -216,6 +216,19 @@ impl Engine {
     pub fn evict_closed(&mut self, horizon: DateTime<Utc>) -> Result<Eviction, EngineError> {
         self.check_alive()?;
         let closed = self.resident.closed_before(horizon, self.quiet_secs);
+        self.evict(closed)
+    }
+
+    /// Takes the battles holding any of `killmails` out of memory, whole, without reporting
+    /// them ended (as [`Engine::evict_closed`] does for closed battles): a driver whose store
+    /// was rewritten under them (re-clustering) reads them back when it needs them.
+    pub fn forget(&mut self, killmails: &HashSet<KillmailId>) -> Result<Eviction, EngineError> {
+        self.check_alive()?;
+        let held = self.resident.battles_holding(killmails);
+        self.evict(held)
+    }
+
+    fn evict(&mut self, closed: Vec<(Uuid, Vec<KillmailId>)>) -> Result<Eviction, EngineError> {
         if closed.is_empty() {
             return Ok(Eviction::default());
         }

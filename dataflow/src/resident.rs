@@ -112,6 +112,21 @@ impl Resident {
         closed
     }
 
+    /// The battles holding any of `ids`, with all their killmails.
+    pub(crate) fn battles_holding(
+        &self,
+        ids: &std::collections::HashSet<KillmailId>,
+    ) -> Vec<(Uuid, Vec<KillmailId>)> {
+        let mut held: Vec<(Uuid, Vec<KillmailId>)> = self
+            .battles
+            .iter()
+            .filter(|(_, b)| b.killmails.iter().any(|k| ids.contains(k)))
+            .map(|(id, b)| (*id, b.killmails.clone()))
+            .collect();
+        held.sort_by_key(|(id, _)| *id);
+        held
+    }
+
     /// Removes `id` from the resident killmails, returning its record.
     pub(crate) fn take(&mut self, id: KillmailId) -> Option<Arc<Killmail>> {
         self.killmails.remove(&id)

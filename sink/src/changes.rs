@@ -4,6 +4,8 @@
 
 use battles_dataflow::killmail::{Killmail, KillmailId};
 use battles_dataflow::BattleChange;
+
+use crate::jobs::JobStep;
 use chrono::{DateTime, Duration, Utc};
 
 /// The changes of one completed step.
@@ -27,6 +29,9 @@ pub struct StepChanges {
     /// of historical battles is not news for `battle.events` consumers, and the outbox would
     /// hold millions of rows nobody publishes.
     pub suppress_events: bool,
+    /// The re-clustering job this step is a slice of: its progress is recorded in the same
+    /// transaction.
+    pub job: Option<JobStep>,
 }
 
 /// The `battles.status` values.

@@ -99,6 +99,23 @@ pub(crate) fn ended_event(
     }
 }
 
+/// A `battle.deleted` event for a battle that retention soft-deleted: `continuingBattleId` is
+/// null and `reason` says why.
+pub(crate) fn removed_event(battle_id: Uuid, reason: &str, now: DateTime<Utc>) -> OutboxEvent {
+    let data = json!({
+        "battleId": battle_id,
+        "continuingBattleId": null,
+        "reason": reason,
+    });
+    let (event_id, payload) = envelope(EventKind::Deleted, now, data);
+    OutboxEvent {
+        event_id,
+        event_type: EventKind::Deleted.as_str(),
+        battle_id,
+        payload,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,10 +9,12 @@
 pub mod changes;
 pub mod error;
 pub mod events;
+pub mod jobs;
 mod load;
 pub mod migrate;
 mod outbox;
 mod plan;
+pub mod retention;
 pub mod server;
 mod sink;
 pub mod testdb;
@@ -21,8 +23,10 @@ mod write;
 
 pub use changes::{BattleStatus, RejectionRow, SourcePosition, StatusRule, StepChanges};
 pub use error::SinkError;
+pub use jobs::{Job, JobKind, JobQueue, JobStep, Priority};
 pub use migrate::{ensure_database, migrate, migrate_to, prepare_database};
 pub use outbox::{PendingEvent, PendingEvents};
+pub use retention::{Purged, SoftDeleted, RETENTION_REASON};
 pub use sink::{RetryPolicy, Sink, SinkConfig, WriterLock};
 pub use testdb::TestDatabase;
 pub use write::AppliedStats;

@@ -85,7 +85,8 @@ impl Sink {
     /// The stored neighbourhood of a time range: every killmail of every stored battle that
     /// has a killmail in `range`, plus stored killmails in `range` that no battle holds. This
     /// is what the engine must hold to cluster a late killmail in `range` (widened by the link
-    /// window) exactly as if it had come on time.
+    /// window) exactly as if it had come on time. Killmails of battles that retention
+    /// soft-deleted are left out: they are history no one clusters again.
     pub async fn load_neighbourhood(
         &self,
         range: Range<DateTime<Utc>>,
@@ -95,8 +96,11 @@ impl Sink {
             let rows = client
                 .query(
                     "WITH near AS (
-                       SELECT killmail_id FROM killmails
-                       WHERE killmail_time >= $1 AND killmail_time < $2),
+                       SELECT k.killmail_id FROM killmails k
+                       WHERE k.killmail_time >= $1 AND k.killmail_time < $2
+                         AND NOT EXISTS (
+                           SELECT 1 FROM battle_killmails bk JOIN battles b ON b.id = bk.battle_id
+                           WHERE bk.killmail_id = k.killmail_id AND b.deleted_at IS NOT NULL)),
                      touched AS (
                        SELECT DISTINCT bk.battle_id FROM battle_killmails bk
                        JOIN near USING (killmail_id))
@@ -108,16 +112,71 @@ impl Sink {
                     &[&range.start, &range.end],
                 )
                 .await?;
-            rows.into_iter()
-                .map(|row| {
-                    let id: i64 = row.get(0);
-                    let record: &[u8] = row.get(1);
-                    serde_json::from_slice(record).map_err(|source| SinkError::StoredKillmail {
-                        killmail_id: id,
-                        source,
-                    })
-                })
-                .collect()
+            rows.into_iter().map(|row| killmail_of(&row)).collect()
+        })
+        .await
+    }
+
+    /// Every stored killmail in `range` that no soft-deleted battle holds, in (time, id) order:
+    /// the input of re-clustering (retention's deletions are not clustered again).
+    pub async fn load_live_killmails(
+        &self,
+        range: Range<DateTime<Utc>>,
+    ) -> Result<Vec<Killmail>, SinkError> {
+        with_retry(self.config().retry, "load killmails", || async {
+            let client = self.pool().get().await?;
+            let rows = client
+                .query(
+                    "SELECT k.killmail_id, k.record FROM killmails k
+                     WHERE k.killmail_time >= $1 AND k.killmail_time < $2
+                       AND NOT EXISTS (
+                         SELECT 1 FROM battle_killmails bk JOIN battles b ON b.id = bk.battle_id
+                         WHERE bk.killmail_id = k.killmail_id AND b.deleted_at IS NOT NULL)
+                     ORDER BY k.killmail_time, k.killmail_id",
+                    &[&range.start, &range.end],
+                )
+                .await?;
+            rows.into_iter().map(|row| killmail_of(&row)).collect()
+        })
+        .await
+    }
+
+    /// The live (not soft-deleted) stored battles holding any of `killmails`, each with the
+    /// (id, time) of every killmail it holds.
+    pub async fn battles_holding(
+        &self,
+        killmails: &[i64],
+    ) -> Result<HashMap<Uuid, Vec<(i64, DateTime<Utc>)>>, SinkError> {
+        with_retry(self.config().retry, "load battles of killmails", || async {
+            let client = self.pool().get().await?;
+            let rows = client
+                .query(
+                    "WITH held AS (
+                       SELECT DISTINCT bk.battle_id FROM battle_killmails bk
+                       JOIN battles b ON b.id = bk.battle_id
+                       WHERE bk.killmail_id = ANY($1) AND b.deleted_at IS NULL)
+                     SELECT bk.battle_id, bk.killmail_id, bk.killmail_time
+                     FROM battle_killmails bk JOIN held USING (battle_id)",
+                    &[&killmails],
+                )
+                .await?;
+            let mut out: HashMap<Uuid, Vec<(i64, DateTime<Utc>)>> = HashMap::new();
+            for r in rows {
+                out.entry(r.get(0)).or_default().push((r.get(1), r.get(2)));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// The time of the newest stored killmail, if any.
+    pub async fn newest_killmail_time(&self) -> Result<Option<DateTime<Utc>>, SinkError> {
+        with_retry(self.config().retry, "newest killmail", || async {
+            let client = self.pool().get().await?;
+            Ok(client
+                .query_one("SELECT max(killmail_time) FROM killmails", &[])
+                .await?
+                .get(0))
         })
         .await
     }
@@ -152,6 +211,22 @@ impl Sink {
     pub async fn load_reports(
         &self,
     ) -> Result<BTreeMap<Uuid, (BattleReport, BattleStatus)>, SinkError> {
+        self.load_reports_where(None).await
+    }
+
+    /// [`Sink::load_reports`] of the battles `ids` only (those that exist).
+    pub async fn load_reports_of(
+        &self,
+        ids: &[Uuid],
+    ) -> Result<BTreeMap<Uuid, (BattleReport, BattleStatus)>, SinkError> {
+        self.load_reports_where(Some(ids)).await
+    }
+
+    async fn load_reports_where(
+        &self,
+        ids: Option<&[Uuid]>,
+    ) -> Result<BTreeMap<Uuid, (BattleReport, BattleStatus)>, SinkError> {
+        let ids: Option<Vec<Uuid>> = ids.map(<[Uuid]>::to_vec);
         let client = self.pool().get().await?;
         let battles = client
             .query(
@@ -167,14 +242,16 @@ impl Sink {
                    EXISTS (SELECT 1 FROM battle_killmails bk JOIN killmails k USING (killmail_id)
                            WHERE bk.battle_id = b.id
                              AND strpos(convert_from(k.record, 'UTF8'), '\"iskEstimated\":true') > 0) AS isk_estimated
-                 FROM battles b LEFT JOIN battle_statistics s ON s.battle_id = b.id",
-                &[],
+                 FROM battles b LEFT JOIN battle_statistics s ON s.battle_id = b.id
+                 WHERE $1::uuid[] IS NULL OR b.id = ANY($1)",
+                &[&ids],
             )
             .await?;
         let third: HashSet<(Uuid, i64)> = client
             .query(
-                "SELECT battle_id, character_id FROM battle_third_parties",
-                &[],
+                "SELECT battle_id, character_id FROM battle_third_parties
+                 WHERE $1::uuid[] IS NULL OR battle_id = ANY($1)",
+                &[&ids],
             )
             .await?
             .iter()
@@ -186,8 +263,9 @@ impl Sink {
                 "SELECT battle_id, character_id, character_name, corporation_id, corporation_name,
                    alliance_id, alliance_name, team, ships_flown, kills, deaths, damage_done,
                    damage_received, isk_destroyed, isk_lost, first_seen_at, last_seen_at
-                 FROM battle_participants ORDER BY battle_id, character_id",
-                &[],
+                 FROM battle_participants WHERE $1::uuid[] IS NULL OR battle_id = ANY($1)
+                 ORDER BY battle_id, character_id",
+                &[&ids],
             )
             .await?
         {
@@ -222,8 +300,9 @@ impl Sink {
             .query(
                 "SELECT battle_id, killmail_id, killmail_time, system_id, victim_character_id,
                    victim_alliance_id, victim_ship_type_id, victim_team, isk_destroyed
-                 FROM battle_killmails ORDER BY battle_id, killmail_time, killmail_id",
-                &[],
+                 FROM battle_killmails WHERE $1::uuid[] IS NULL OR battle_id = ANY($1)
+                 ORDER BY battle_id, killmail_time, killmail_id",
+                &[&ids],
             )
             .await?
         {
@@ -249,6 +328,16 @@ impl Sink {
         }
         Ok(out)
     }
+}
+
+/// The killmail of a `(killmail_id, record)` row.
+fn killmail_of(row: &Row) -> Result<Killmail, SinkError> {
+    let id: i64 = row.get(0);
+    let record: &[u8] = row.get(1);
+    serde_json::from_slice(record).map_err(|source| SinkError::StoredKillmail {
+        killmail_id: id,
+        source,
+    })
 }
 
 fn battle_from_row(

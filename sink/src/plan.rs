@@ -48,6 +48,7 @@ pub(crate) struct WritePlan {
     pub event_data: HashMap<Uuid, EventData>,
     /// No outbox rows for this step.
     pub suppress_events: bool,
+    pub job: Option<crate::jobs::JobStep>,
 }
 
 /// (battle id, character or killmail id) pairs.
@@ -200,6 +201,7 @@ impl WritePlan {
     pub fn build(changes: &StepChanges) -> Result<WritePlan, SinkError> {
         let mut plan = WritePlan {
             suppress_events: changes.suppress_events,
+            job: changes.job.clone(),
             ..WritePlan::default()
         };
         let rule = changes.status;

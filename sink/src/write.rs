@@ -210,7 +210,7 @@ SELECT * FROM UNNEST($1::text[], $2::int8[])
 ON CONFLICT (source_key) DO UPDATE SET position = EXCLUDED.position, updated_at = NOW()
 WHERE source_offsets.position IS DISTINCT FROM EXCLUDED.position";
 
-const INSERT_EVENTS: &str = "
+pub(crate) const INSERT_EVENTS: &str = "
 INSERT INTO battle_events_outbox (event_id, event_type, battle_id, payload)
 SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::jsonb[])";
 
@@ -568,6 +568,27 @@ pub(crate) async fn write(
             .await? as usize;
     }
     laps.lap("events");
+    if let Some(job) = &plan.job {
+        let counts = [
+            job.killmails_processed,
+            stats.battles_created as i64,
+            stats.battles_updated as i64,
+            stats.battles_ended as i64,
+        ];
+        tx.execute(
+            crate::jobs::RECORD_JOB_STEP,
+            &[&job.job_id, &counts[0], &counts[1], &counts[2], &counts[3]],
+        )
+        .await?;
+        tx.execute(
+            UPSERT_OFFSETS,
+            &[
+                &vec![crate::jobs::cursor_key(job.job_id)],
+                &vec![job.slices_done],
+            ],
+        )
+        .await?;
+    }
     tracing::debug!(laps = %laps, "step statements");
     Ok(stats)
 }
