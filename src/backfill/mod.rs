@@ -293,6 +293,31 @@ impl<'a> Sweep<'a> {
         Ok((applied, self.engine))
     }
 
+    /// Waits until every queued write has committed.
+    pub(crate) fn flush(&mut self) -> anyhow::Result<()> {
+        self.summary.sink_wait += self.writer.flush()?;
+        Ok(())
+    }
+
+    /// Takes the battles holding any of `killmails` out of the engine: their stored rows were
+    /// rewritten by someone else (a re-clustering job), and the next chunk near them reads them
+    /// back from the store.
+    pub(crate) fn forget(&mut self, killmails: &HashSet<i64>) -> anyhow::Result<()> {
+        let eviction = self.engine.forget(killmails)?;
+        if !eviction.unexpected.changes.is_empty() {
+            tracing::warn!(
+                changes = eviction.unexpected.changes.len(),
+                "forgetting rewritten battles changed other battles; writing the changes"
+            );
+            self.summary.sink_wait += self.writer.send(StepChanges {
+                battles: eviction.unexpected.changes,
+                suppress_events: self.suppress_events,
+                ..StepChanges::default()
+            })?;
+        }
+        Ok(())
+    }
+
     /// True when the database already held `id` or an earlier batch of this sweep wrote it.
     pub(crate) fn is_stored(&self, time: DateTime<Utc>, id: i64) -> bool {
         self.stored_times

@@ -8,6 +8,8 @@ pub mod check;
 pub mod engine_peer;
 pub mod generate;
 pub mod migrate;
+pub mod recluster;
+pub mod retention;
 pub mod run;
 pub mod serve;
 
@@ -48,6 +50,11 @@ pub enum Command {
     Migrate(migrate::MigrateArgs),
     /// Serve the REST API (battles_api) on the configured address, reading PostgreSQL only.
     Serve(serve::ServeArgs),
+    /// Re-cluster the stored killmails of a date range with the configured rule, writing only
+    /// the battles that change (or queue the job for the running service with --enqueue).
+    Recluster(recluster::ReclusterArgs),
+    /// Soft-delete battles that ended before a cutoff, or purge soft-deleted ones for good.
+    Retention(retention::RetentionArgs),
     /// The live service: killmails from Kafka (or a replay of the bundled day) through the
     /// engine into PostgreSQL, battle events to Kafka, and the REST API.
     Run(run::RunArgs),
@@ -66,6 +73,8 @@ impl Cli {
             Command::EnginePeer(args) => engine_peer::run(args),
             Command::Serve(args) => serve::run(args),
             Command::Run(args) => run::run(args),
+            Command::Recluster(args) => recluster::run(args),
+            Command::Retention(args) => retention::run(args),
         }
     }
 }

@@ -19,6 +19,7 @@ use crate::cli::serve::api_settings;
 use crate::config::{Config, Overrides};
 use crate::ingest::IngestContext;
 use crate::postgres;
+use crate::recluster::JobOptions;
 use crate::stream::{
     committed_positions, relay, run_stream, KafkaOptions, KafkaSource, ReplaySource, Source,
     StreamOptions, StreamStatus,
@@ -141,6 +142,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         ingest,
         max_record_bytes: config.max_record_bytes,
         batch: args.batch,
+        jobs: Some(JobOptions {
+            retention_months: config.retention_months,
+            ..JobOptions::new(config.engine_config())
+        }),
         ..StreamOptions::new(config.engine_config())
     };
     let result = run_stream(

@@ -25,6 +25,7 @@ use crate::backfill::progress::Progress;
 use crate::backfill::read::stored_position;
 use crate::backfill::{BatchExtras, Sweep, SweepOptions};
 use crate::ingest::{parse_record, IngestContext};
+use crate::recluster::{JobHost, JobOptions, JobRunner, Stepped};
 pub use source::{KafkaOptions, KafkaSource, Message, Poll, ReplaySource, Source};
 
 /// How the stream runs.
@@ -41,6 +42,9 @@ pub struct StreamOptions {
     /// How far behind the newest killmails a message may arrive and still find its battles in
     /// memory (older ones are read back from PostgreSQL first).
     pub lateness: chrono::Duration,
+    /// Re-clustering and retention jobs run between steps (none: jobs wait for another
+    /// writer).
+    pub jobs: Option<JobOptions>,
 }
 
 impl StreamOptions {
@@ -48,12 +52,13 @@ impl StreamOptions {
         let window = chrono::Duration::seconds(engine.rule.window_secs.max(1));
         StreamOptions {
             ingest: IngestContext::default(),
-            engine,
+            engine: engine.clone(),
             max_record_bytes: crate::sources::DEFAULT_MAX_RECORD_BYTES,
             batch: 5_000,
             chunk: crate::backfill::DEFAULT_CHUNK,
             close_after: window,
             lateness: chrono::Duration::hours(2),
+            jobs: Some(JobOptions::new(engine.clone())),
         }
     }
 }
@@ -154,7 +159,26 @@ fn stream(
         &progress,
     );
     let mut watermark = watermark_start.unwrap_or(DateTime::<Utc>::MIN_UTC);
+    let mut jobs = match &options.jobs {
+        Some(job_options) => {
+            // The caller holds the writer lock: a job left running belongs to a dead process.
+            let resumed = runtime
+                .block_on(sink.resume_abandoned_jobs())
+                .context("resuming abandoned jobs")?;
+            if resumed > 0 {
+                tracing::info!(
+                    jobs = resumed,
+                    "resuming jobs a stopped process left running"
+                );
+            }
+            Some(JobRunner::new(job_options.clone()))
+        }
+        None => None,
+    };
     while !stop.load(Ordering::SeqCst) {
+        if let Some(runner) = jobs.as_mut() {
+            run_job_step(runner, &sink, runtime, &mut sweep);
+        }
         let messages = match source.poll(options.batch, Duration::from_millis(200))? {
             Poll::End => break,
             Poll::Idle => continue,
@@ -215,6 +239,38 @@ fn stream(
         "stream stopped: every step committed"
     );
     Ok(())
+}
+
+/// The stream's sweep as the writer a job runs inside.
+struct StreamHost<'s, 'a>(&'s mut Sweep<'a>);
+
+impl JobHost for StreamHost<'_, '_> {
+    fn before_write(&mut self) -> anyhow::Result<()> {
+        self.0.flush()
+    }
+
+    fn rewritten(&mut self, killmails: &HashSet<i64>) -> anyhow::Result<()> {
+        self.0.forget(killmails)
+    }
+}
+
+/// One slice of the job in progress, or a look for a due one. A job's failure is recorded on
+/// the job; the stream goes on whatever happens to it.
+fn run_job_step(
+    runner: &mut JobRunner,
+    sink: &Sink,
+    runtime: &tokio::runtime::Runtime,
+    sweep: &mut Sweep,
+) {
+    match runner.step(sink, runtime, &mut StreamHost(sweep)) {
+        Ok(Stepped::Failed { job, error }) => {
+            metrics::counter!("battle_jobs_failed_total").increment(1);
+            tracing::warn!(job = %job.id, "job failed: {error}");
+        }
+        Ok(Stepped::Completed(_)) => metrics::counter!("battle_jobs_completed_total").increment(1),
+        Ok(_) => {}
+        Err(e) => tracing::error!("the job runner could not reach the queue: {e:#}"),
+    }
 }
 
 /// A batch of messages made ready for the sweep.
