@@ -18,6 +18,8 @@
 //! | `kafka_brokers` | none: `battles run` replays the bundled day instead | `BATTLES_KAFKA_BROKERS` |
 //! | `killmail_topic` | `killmail.enriched` | `BATTLES_KILLMAIL_TOPIC` |
 //! | `events_topic` | `battle.events` | `BATTLES_EVENTS_TOPIC` |
+//! | `recluster_topic` | `battle.recluster` | `BATTLES_RECLUSTER_TOPIC` |
+//! | `retention_topic` | `data.retention` | `BATTLES_RETENTION_TOPIC` |
 //! | `kafka_group_id` | `battle-service` | `BATTLES_KAFKA_GROUP_ID` |
 //! | `retention_months` | `60` (`0`: the daily retention run is off; at most 1200) | `BATTLES_RETENTION_MONTHS` |
 //! | `[clustering] window_secs` | `3600` | `BATTLES_CLUSTERING_WINDOW_SECS` |
@@ -93,6 +95,10 @@ pub struct Config {
     pub killmail_topic: String,
     /// Topic the event relay publishes to. Default `battle.events`.
     pub events_topic: String,
+    /// Topic of re-clustering requests (`battle.recluster`). Default `battle.recluster`.
+    pub recluster_topic: String,
+    /// Topic of retention requests (`data.retention_cleanup`). Default `data.retention`.
+    pub retention_topic: String,
     /// Kafka consumer group id, for monitoring only: partitions are assigned explicitly and
     /// offsets live in PostgreSQL. Default `battle-service`.
     pub kafka_group_id: String,
@@ -242,6 +248,8 @@ impl Default for Config {
             kafka_brokers: None,
             killmail_topic: "killmail.enriched".into(),
             events_topic: "battle.events".into(),
+            recluster_topic: "battle.recluster".into(),
+            retention_topic: "data.retention".into(),
             kafka_group_id: "battle-service".into(),
             retention_months: 60,
             clustering: ClusteringConfig::default(),
@@ -355,6 +363,8 @@ impl Config {
         }
         parse_env(&get, "BATTLES_KILLMAIL_TOPIC", &mut self.killmail_topic)?;
         parse_env(&get, "BATTLES_EVENTS_TOPIC", &mut self.events_topic)?;
+        parse_env(&get, "BATTLES_RECLUSTER_TOPIC", &mut self.recluster_topic)?;
+        parse_env(&get, "BATTLES_RETENTION_TOPIC", &mut self.retention_topic)?;
         parse_env(&get, "BATTLES_KAFKA_GROUP_ID", &mut self.kafka_group_id)?;
         parse_env(&get, "BATTLES_RETENTION_MONTHS", &mut self.retention_months)?;
         let c = &mut self.clustering;

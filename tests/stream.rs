@@ -25,6 +25,8 @@ use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
 const TOPIC: &str = "killmail.enriched";
 const EVENTS: &str = "battle.events";
+const RECLUSTER: &str = "battle.recluster";
+const RETENTION: &str = "data.retention";
 const PARTITIONS: i32 = 8;
 
 fn lines(path: &Path) -> Vec<String> {
@@ -100,7 +102,10 @@ fn wait_for_offsets(rt: &tokio::runtime::Runtime, db: &TestDatabase, messages: i
         let reached = scalar(
             rt,
             db,
-            "SELECT coalesce(sum(position), 0)::int8 FROM source_offsets WHERE source_key LIKE 'kafka:%'",
+            &format!(
+                "SELECT coalesce(sum(position), 0)::int8 FROM source_offsets
+                 WHERE source_key LIKE 'kafka:{TOPIC}:%'"
+            ),
         );
         if reached == messages {
             return;
@@ -118,6 +123,8 @@ fn mock_cluster() -> MockCluster<'static, rdkafka::producer::DefaultProducerCont
     let cluster = MockCluster::new(1).unwrap();
     cluster.create_topic(TOPIC, PARTITIONS, 1).unwrap();
     cluster.create_topic(EVENTS, 1, 1).unwrap();
+    cluster.create_topic(RECLUSTER, 1, 1).unwrap();
+    cluster.create_topic(RETENTION, 1, 1).unwrap();
     cluster
 }
 
@@ -426,5 +433,183 @@ fn a_stream_through_kafka_survives_kill_9_and_bad_messages_and_publishes_its_eve
         );
         assert_eq!(e["source"], "battle-service");
     }
+    rt.block_on(db.drop_database()).unwrap();
+}
+
+/// Produces `payloads` to partition 0 of a control topic.
+fn produce_control(bootstrap: &str, topic: &str, payloads: &[&str]) {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    for payload in payloads {
+        producer
+            .send(
+                BaseRecord::<(), str>::to(topic)
+                    .partition(0)
+                    .payload(payload),
+            )
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+}
+
+/// Waits until a job of `job_type` ending on `end_date` has completed.
+fn wait_for_job(
+    rt: &tokio::runtime::Runtime,
+    db: &TestDatabase,
+    job_type: &str,
+    end_date: chrono::NaiveDate,
+) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let sql = format!(
+        "SELECT count(*) FROM clustering_jobs
+         WHERE job_type = '{job_type}' AND end_date = '{end_date}' AND status = 'completed'"
+    );
+    while scalar(rt, db, &sql) < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the {job_type} job to {end_date} did not complete in 120 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The time of a killmail line (enriched shape).
+fn killmail_time(line: &str) -> chrono::DateTime<chrono::Utc> {
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    v["killmailTime"].as_str().unwrap().parse().unwrap()
+}
+
+#[test]
+fn jobs_from_the_control_topics_run_beside_the_stream() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let file = generated(dir.path(), 23, 3);
+    let expected = backfilled(&rt, &file);
+
+    // Days one and two were written by an older rule; day three arrives on the stream while
+    // the service re-clusters the first two with the current rule.
+    let all = lines(&file);
+    let first_day = all
+        .iter()
+        .map(|l| killmail_time(l))
+        .min()
+        .unwrap()
+        .date_naive();
+    let split = first_day + chrono::Duration::days(2);
+    let (old, new): (Vec<String>, Vec<String>) = all
+        .iter()
+        .cloned()
+        .partition(|l| killmail_time(l).date_naive() < split);
+    assert!(!old.is_empty() && !new.is_empty());
+    let old_file = dir.path().join("old.jsonl");
+    std::fs::write(&old_file, old.join("\n")).unwrap();
+    let db = rt.block_on(TestDatabase::create()).unwrap();
+    let status = Command::new(env!("CARGO_BIN_EXE_battles"))
+        .args(["backfill", "--quiet", "--workers", "1"])
+        .arg(&old_file)
+        .env("DATABASE_URL", &db.url)
+        .env("BATTLES_CLUSTERING_SAME_SYSTEM_SECS", "300")
+        .env("BATTLES_CLUSTERING_ADJACENT_SECS", "120")
+        .env("BATTLES_CLUSTERING_ADJACENT_ANYONE_SECS", "120")
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let older_rule = rt.block_on(common::dump(&db, Status::Ignored));
+    assert_ne!(
+        older_rule["battles"].len(),
+        expected["battles"].len(),
+        "the older rule must give other battles, or the test tests nothing"
+    );
+
+    let cluster = mock_cluster();
+    let bootstrap = cluster.bootstrap_servers();
+    produce(&bootstrap, &new);
+    let request = format!(
+        r#"{{"eventType":"battle.recluster","data":{{"startDate":"{first_day}","endDate":"{}","priority":"high"}}}}"#,
+        split - chrono::Duration::days(1)
+    );
+    produce_control(
+        &bootstrap,
+        RECLUSTER,
+        &[r#"{"startDate":"yesterday"}"#, &request],
+    );
+    let args = ["--kafka-brokers", bootstrap.as_str(), "--batch", "50"];
+    let service = start_service(&db, &args);
+    wait_for_offsets(&rt, &db, new.len() as i64);
+    wait_for_job(&rt, &db, "reclustering", split - chrono::Duration::days(1));
+    assert!(stop(service).success());
+    assert_same_tables(
+        &expected,
+        &rt.block_on(common::dump(&db, Status::Ignored)),
+        "older battles re-clustered beside the stream",
+    );
+    assert_eq!(
+        scalar(
+            &rt,
+            &db,
+            "SELECT count(*) FROM clustering_jobs WHERE job_type = 'reclustering'"
+        ),
+        1,
+        "the malformed request queued nothing"
+    );
+    assert_eq!(
+        scalar(
+            &rt,
+            &db,
+            &format!(
+                "SELECT position FROM source_offsets WHERE source_key = 'kafka:{RECLUSTER}:0'"
+            )
+        ),
+        2,
+        "both control messages are consumed"
+    );
+
+    // Retention, asked on its topic after a restart (the recluster request is not repeated).
+    let cutoff = first_day + chrono::Duration::days(1);
+    let before = scalar(
+        &rt,
+        &db,
+        &format!("SELECT count(*) FROM battles WHERE ended_at < '{cutoff}T00:00:00Z'"),
+    );
+    assert!(before > 0);
+    produce_control(
+        &bootstrap,
+        RETENTION,
+        &[&format!(
+            r#"{{"eventType":"data.retention_cleanup","data":{{"cutoffDate":"{cutoff}"}}}}"#
+        )],
+    );
+    let service = start_service(&db, &args);
+    wait_for_job(&rt, &db, "retention_cleanup", cutoff);
+    assert!(stop(service).success());
+    assert_eq!(
+        scalar(&rt, &db, "SELECT count(*) FROM battles WHERE deleted_at IS NOT NULL AND deletion_reason = 'retention'"),
+        before
+    );
+    assert_eq!(
+        scalar(&rt, &db, &format!("SELECT count(*) FROM battles WHERE deleted_at IS NOT NULL AND ended_at >= '{cutoff}T00:00:00Z'")),
+        0
+    );
+    assert_eq!(
+        scalar(
+            &rt,
+            &db,
+            "SELECT count(*) FROM clustering_jobs WHERE job_type = 'reclustering'"
+        ),
+        1
+    );
+    // The service queued its daily retention run (60 months by default) once, not per start.
+    let daily = battles::recluster::retention_cutoff(chrono::Utc::now().date_naive(), 60);
+    assert_eq!(
+        scalar(
+            &rt,
+            &db,
+            &format!("SELECT count(*) FROM clustering_jobs WHERE job_type = 'retention_cleanup' AND end_date = '{daily}'")
+        ),
+        1
+    );
     rt.block_on(db.drop_database()).unwrap();
 }

@@ -190,6 +190,43 @@ impl Sink {
         .await
     }
 
+    /// Records a control message read from Kafka: queues its job (none for a message that was
+    /// refused) and moves the partition's position (`source_key`) to `next`, in one
+    /// transaction, so a restart neither loses nor repeats a request.
+    pub async fn record_control_message(
+        &self,
+        job: Option<(JobKind, NaiveDate, NaiveDate, Priority)>,
+        source_key: &str,
+        next: i64,
+    ) -> Result<Option<Uuid>, SinkError> {
+        with_retry(self.config().retry, "record control message", || async {
+            let mut client = self.pool().get().await?;
+            let tx = client.transaction().await?;
+            let id = match job {
+                Some((kind, start, end, priority)) => Some(
+                    tx.query_one(
+                        "INSERT INTO clustering_jobs (job_type, start_date, end_date, status, priority)
+                         VALUES ($1, $2, $3, 'pending', $4) RETURNING id",
+                        &[&kind.as_str(), &start, &end, &priority.as_str()],
+                    )
+                    .await?
+                    .get(0),
+                ),
+                None => None,
+            };
+            tx.execute(
+                "INSERT INTO source_offsets (source_key, position) VALUES ($1, $2)
+                 ON CONFLICT (source_key) DO UPDATE SET position = EXCLUDED.position,
+                   updated_at = NOW()",
+                &[&source_key, &next],
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(id)
+        })
+        .await
+    }
+
     /// One job by id.
     pub async fn job(&self, id: Uuid) -> Result<Option<Job>, SinkError> {
         let client = self.pool().get().await?;

@@ -20,6 +20,7 @@ use crate::config::{Config, Overrides};
 use crate::ingest::IngestContext;
 use crate::postgres;
 use crate::recluster::JobOptions;
+use crate::stream::control::{self, ControlTopics};
 use crate::stream::{
     committed_positions, relay, run_stream, KafkaOptions, KafkaSource, ReplaySource, Source,
     StreamOptions, StreamStatus,
@@ -137,13 +138,38 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
     };
     runtime.spawn(stop_on_signal(stop.clone(), stop_tx.clone()));
+    let control = match &config.kafka_brokers {
+        Some(brokers) => {
+            eprintln!(
+                "taking re-clustering requests from {} and retention requests from {}",
+                config.recluster_topic, config.retention_topic
+            );
+            Some(control::spawn(
+                ControlTopics {
+                    brokers: brokers.clone(),
+                    group_id: config.kafka_group_id.clone(),
+                    recluster: config.recluster_topic.clone(),
+                    retention: config.retention_topic.clone(),
+                },
+                sink.clone(),
+                runtime.handle().clone(),
+                stop.clone(),
+            )?)
+        }
+        None => None,
+    };
 
     let options = StreamOptions {
         ingest,
         max_record_bytes: config.max_record_bytes,
         batch: args.batch,
         jobs: Some(JobOptions {
-            retention_months: config.retention_months,
+            // A replay is history played back (the bundled day is from 2021): the daily
+            // retention run would delete it as it arrives, so it runs on live Kafka only.
+            retention_months: match config.kafka_brokers {
+                Some(_) => config.retention_months,
+                None => 0,
+            },
             ..JobOptions::new(config.engine_config())
         }),
         ..StreamOptions::new(config.engine_config())
@@ -165,6 +191,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         });
     }
     let _ = stop_tx.send(true);
+    stop.store(true, Ordering::SeqCst);
+    if let Some(control) = control {
+        let _ = control.join();
+    }
     runtime.block_on(async {
         if let Some(relay) = relay {
             let _ = relay.await;

@@ -8,6 +8,7 @@
 //! Offsets live in PostgreSQL only, committed with the rows they produced: a restart (after
 //! `kill -9` too) resumes from them, so nothing is lost and nothing is counted twice.
 
+pub mod control;
 pub mod relay;
 pub mod source;
 
