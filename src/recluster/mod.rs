@@ -366,6 +366,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_api_accepts_exactly_the_queue_priorities() {
+        let queue: Vec<&str> = Priority::ALL.iter().map(|p| p.as_str()).collect();
+        assert_eq!(queue, battles_api::routes::recluster::PRIORITIES.to_vec());
+        assert_eq!(JobKind::parse("reclustering"), Some(JobKind::Recluster));
+    }
+
+    #[test]
     fn retention_cutoff_counts_calendar_months() {
         let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
         assert_eq!(retention_cutoff(d("2026-12-01"), 60), d("2021-12-01"));

@@ -1,5 +1,6 @@
 //! The admin endpoints of re-clustering: `POST /api/battles/recluster` records a pending
-//! `clustering_jobs` row (the job runner of the re-clustering issue picks it up) and answers 202;
+//! `clustering_jobs` row (the service's job runner, `battles::recluster`, takes it up between
+//! stream steps) and answers 202;
 //! `GET /api/battles/recluster/jobs/{id}` reads one back. Both need the admin token.
 
 use axum::body::Bytes;
@@ -16,7 +17,9 @@ use crate::settings::Secret;
 use crate::shapes::{JobProgress, ReclusterAccepted, ReclusterJob, ReclusterRequest};
 use crate::state::ApiState;
 
-const PRIORITIES: [&str; 3] = ["low", "normal", "high"];
+/// The queue's priorities (`battles_sink::jobs::Priority` owns them; the API does not link the
+/// sink, which carries the engine: a unit test in the service crate checks the two agree).
+pub const PRIORITIES: [&str; 3] = ["low", "normal", "high"];
 
 /// A validated re-clustering request.
 #[derive(Debug, PartialEq, Eq)]
