@@ -397,7 +397,10 @@ impl<'a> Sweep<'a> {
                 {
                     tracing::warn!(
                         "stored battles disagree with the engine (stored by another version or \
-                         rule?); re-cluster the range {from} .. {to} to repair them"
+                         rule?); repair them with `battles recluster --start-date {} \
+                         --end-date {}`",
+                        from.date_naive(),
+                        to.date_naive()
                     );
                 }
             }
