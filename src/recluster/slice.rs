@@ -98,6 +98,7 @@ pub fn plan_slice(
     range: Range<DateTime<Utc>>,
 ) -> anyhow::Result<SlicePlan> {
     let reach = Duration::seconds(engine.rule.window_secs.max(1));
+    let started = std::time::Instant::now();
     let mut loaded = Loaded {
         engine: Engine::start(EngineConfig {
             cluster: None,
@@ -108,7 +109,11 @@ pub fn plan_slice(
         times: HashMap::new(),
         span: range.start..range.start,
     };
-    loaded.load(sink, runtime, range.start - reach..range.end + reach)?;
+    loaded.load(
+        sink,
+        runtime,
+        range.start - reach * 3..range.end + reach * 3,
+    )?;
     let mut settled: HashSet<KillmailId> = loaded
         .times
         .iter()
@@ -116,11 +121,14 @@ pub fn plan_slice(
         .map(|(id, _)| *id)
         .collect();
     let killmails_in_range = settled.len() as u64;
+    let first_load = started.elapsed();
+    let mut rounds = 0;
 
     // Stored battles holding settled killmails, and the times of their killmails.
     let mut stored: HashMap<Uuid, Vec<(KillmailId, DateTime<Utc>)>> = HashMap::new();
     let mut stored_holder: HashMap<KillmailId, Uuid> = HashMap::new();
     loop {
+        rounds += 1;
         let unknown: Vec<i64> = settled
             .iter()
             .filter(|id| !stored_holder.contains_key(id))
@@ -144,18 +152,27 @@ pub fn plan_slice(
             earliest = earliest.min(t);
             latest = latest.max(t);
         };
-        for id in &settled {
-            if let Some(battle) = stored_holder.get(id) {
-                for (k, t) in &stored[battle] {
-                    grown.insert(*k);
-                    widen(*t);
-                }
+        // Each battle once (a big battle's killmails all name it).
+        let stored_touched: HashSet<Uuid> = settled
+            .iter()
+            .filter_map(|id| stored_holder.get(id))
+            .copied()
+            .collect();
+        let new_touched: HashSet<Uuid> = settled
+            .iter()
+            .filter_map(|id| holders.get(id))
+            .copied()
+            .collect();
+        for battle in &stored_touched {
+            for (k, t) in &stored[battle] {
+                grown.insert(*k);
+                widen(*t);
             }
-            if let Some(battle) = holders.get(id) {
-                for k in &loaded.battles[battle].killmails {
-                    grown.insert(k.killmail_id);
-                    widen(k.killmail_time);
-                }
+        }
+        for battle in &new_touched {
+            for k in &loaded.battles[battle].killmails {
+                grown.insert(k.killmail_id);
+                widen(k.killmail_time);
             }
         }
         let need = earliest - reach..latest + reach + Duration::seconds(1);
@@ -169,6 +186,7 @@ pub fn plan_slice(
         settled = grown;
     }
 
+    let closed = started.elapsed();
     let holders = loaded.holders();
     let new_ids: HashSet<Uuid> = settled
         .iter()
@@ -211,6 +229,14 @@ pub fn plan_slice(
         });
     }
     changes.sort_by_key(BattleChange::battle_id);
+    tracing::debug!(
+        load_and_cluster_ms = first_load.as_millis() as u64,
+        closure_ms = (closed - first_load).as_millis() as u64,
+        rounds,
+        compare_ms = (started.elapsed() - closed).as_millis() as u64,
+        stored_battles = old.len(),
+        "planned a slice"
+    );
 
     let all_historical = old.values().all(|(_, s)| *s == BattleStatus::Historical);
     let status = match all_historical {
