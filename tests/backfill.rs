@@ -4,42 +4,16 @@
 
 mod common;
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
 use battles::backfill::progress::Progress;
 use battles::backfill::{backfill, BackfillOptions, BackfillSummary};
-use battles::ingest::{parse_record, IngestContext};
-use battles_dataflow::{reference, EngineConfig, Killmail};
+use battles_dataflow::{reference, EngineConfig};
 use battles_sink::{BattleStatus, TestDatabase};
-use common::{assert_same_tables, generated, runtime, Status};
-
-fn read_lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
-
-fn write_lines(path: &Path, lines: &[String]) -> PathBuf {
-    let mut f = std::fs::File::create(path).unwrap();
-    for l in lines {
-        writeln!(f, "{l}").unwrap();
-    }
-    path.to_owned()
-}
-
-fn parse_all(lines: &[String]) -> Vec<Killmail> {
-    let ctx = IngestContext::default();
-    lines
-        .iter()
-        .map(|l| parse_record(l.as_bytes(), &ctx).unwrap().killmail)
-        .collect()
-}
+use common::{assert_same_tables, generated, parse_all, read_lines, runtime, write_lines, Status};
 
 fn run(
     rt: &tokio::runtime::Runtime,

@@ -9,20 +9,21 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use battles::backfill::progress::Progress;
 use battles::backfill::{backfill, BackfillOptions};
-use battles::ingest::{parse_record, IngestContext};
 use battles::recluster::{midnight, Alone, JobOptions, JobRunner, Stepped};
 use battles_api::{ApiSettings, ApiState};
-use battles_dataflow::{EngineConfig, Killmail, LinkRule};
+use battles_dataflow::{EngineConfig, LinkRule};
 use battles_sink::tokio_postgres::Client;
 use battles_sink::{Job, JobKind, JobQueue, Priority, Sink, TestDatabase};
 use chrono::{NaiveDate, Utc};
-use common::{assert_same_tables, dump, generated, runtime, Status};
+use common::{
+    assert_same_tables, dump, generated, parse_all, read_lines, runtime, write_lines, Status,
+};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -50,30 +51,6 @@ fn runner(rule: LinkRule) -> JobRunner {
         poll_every: Duration::ZERO,
         ..JobOptions::new(engine(rule))
     })
-}
-
-fn read_lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
-
-fn write_lines(path: &Path, lines: &[String]) -> PathBuf {
-    let mut f = std::fs::File::create(path).unwrap();
-    for l in lines {
-        writeln!(f, "{l}").unwrap();
-    }
-    path.to_owned()
-}
-
-fn parse_all(lines: &[String]) -> Vec<Killmail> {
-    let ctx = IngestContext::default();
-    lines
-        .iter()
-        .map(|l| parse_record(l.as_bytes(), &ctx).unwrap().killmail)
-        .collect()
 }
 
 fn run_backfill(rt: &tokio::runtime::Runtime, db: &TestDatabase, file: &Path, rule: LinkRule) {

@@ -34,6 +34,38 @@ pub fn generated(dir: &Path, seed: u64, days: u32) -> PathBuf {
     dir.join(KILLMAILS_FILE)
 }
 
+/// The lines of a file.
+pub fn read_lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Writes `lines` to `path`, one per line; returns the path.
+pub fn write_lines(path: &Path, lines: &[String]) -> PathBuf {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).unwrap();
+    for l in lines {
+        writeln!(f, "{l}").unwrap();
+    }
+    path.to_owned()
+}
+
+/// Parses killmail lines that are all valid.
+pub fn parse_all(lines: &[String]) -> Vec<battles_dataflow::Killmail> {
+    let ctx = battles::ingest::IngestContext::default();
+    lines
+        .iter()
+        .map(|l| {
+            battles::ingest::parse_record(l.as_bytes(), &ctx)
+                .unwrap()
+                .killmail
+        })
+        .collect()
+}
+
 /// Which `battles` columns a comparison leaves out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
