@@ -12,7 +12,7 @@
 //!
 //! **Beside the live stream.** Only the database's writer runs jobs: in `battles run` the stream
 //! loop calls [`JobRunner::step`] between its own steps, so a job never blocks the stream for
-//! more than one slice, and the two never write at the same time. Before a slice writes, the
+//! more than one slice, and the two never write at the same time. Before a slice reads, the
 //! stream's queued steps commit ([`JobHost::before_write`]); after it, the stream's engine
 //! forgets every battle the slice rewrote ([`JobHost::rewritten`]) and reads them back from the
 //! store when a new killmail lands next to them, so open battles stay exact.
@@ -35,7 +35,8 @@ const RETENTION_BATCH: i64 = 5_000;
 
 /// The writer a job runs inside: a live stream, or nothing (the CLI).
 pub trait JobHost {
-    /// Called before a job writes: everything the host queued must be committed first.
+    /// Called before a job reads what it will write over: everything the host queued must be
+    /// committed first.
     fn before_write(&mut self) -> anyhow::Result<()>;
     /// Called after a job rewrote the battles of `killmails`.
     fn rewritten(&mut self, killmails: &HashSet<KillmailId>) -> anyhow::Result<()>;
@@ -298,9 +299,11 @@ impl JobRunner {
                 }
                 let day = job.start_date + chrono::Duration::days(current.next_slice);
                 let range = midnight(day)..midnight(day + chrono::Duration::days(1));
+                // The host's queued writes commit first: the slice must read the store as it
+                // will be when it writes (the host queues nothing while the slice runs).
+                host.before_write().map_err(Failure::transient)?;
                 let plan = plan_slice(sink, runtime, &self.options.engine, range)
                     .map_err(Failure::transient)?;
-                host.before_write().map_err(Failure::transient)?;
                 let step = JobStep {
                     job_id: job.id,
                     killmails_processed: plan.killmails_in_range as i64,
