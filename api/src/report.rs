@@ -331,10 +331,14 @@ pub async fn battle_exists(client: &Client, id: Uuid) -> ApiResult<bool> {
     Ok(client.query_opt(&statement, &[&id]).await?.is_some())
 }
 
-/// Whether any participant flew for alliance `id` (one probe of the alliance index).
+/// Whether any participant of a live battle flew for alliance `id` (a probe of the alliance
+/// index).
 pub async fn alliance_seen(client: &Client, id: i64) -> ApiResult<bool> {
     let statement = client
-        .prepare_cached("SELECT 1 FROM battle_participants p WHERE p.alliance_id = $1 LIMIT 1")
+        .prepare_cached(
+            "SELECT 1 FROM battle_participants p JOIN battles b ON b.id = p.battle_id \
+             WHERE p.alliance_id = $1 AND b.deleted_at IS NULL LIMIT 1",
+        )
         .await?;
     Ok(client.query_opt(&statement, &[&id]).await?.is_some())
 }

@@ -216,7 +216,7 @@ impl Engine {
     pub fn evict_closed(&mut self, horizon: DateTime<Utc>) -> Result<Eviction, EngineError> {
         self.check_alive()?;
         let closed = self.resident.closed_before(horizon, self.quiet_secs);
-        self.evict(closed)
+        self.evict(closed, Vec::new())
     }
 
     /// Takes the battles holding any of `killmails` out of memory, whole, without reporting
@@ -225,17 +225,32 @@ impl Engine {
     pub fn forget(&mut self, killmails: &HashSet<KillmailId>) -> Result<Eviction, EngineError> {
         self.check_alive()?;
         let held = self.resident.battles_holding(killmails);
-        self.evict(held)
+        let in_battles: HashSet<KillmailId> = held
+            .iter()
+            .flat_map(|(_, ids)| ids.iter().copied())
+            .collect();
+        // Resident killmails in no battle (below `min_linked_killmails`) go too.
+        let lone: Vec<KillmailId> = killmails
+            .iter()
+            .filter(|id| self.resident.contains(**id) && !in_battles.contains(id))
+            .copied()
+            .collect();
+        self.evict(held, lone)
     }
 
-    fn evict(&mut self, closed: Vec<(Uuid, Vec<KillmailId>)>) -> Result<Eviction, EngineError> {
-        if closed.is_empty() {
+    fn evict(
+        &mut self,
+        closed: Vec<(Uuid, Vec<KillmailId>)>,
+        lone: Vec<KillmailId>,
+    ) -> Result<Eviction, EngineError> {
+        if closed.is_empty() && lone.is_empty() {
             return Ok(Eviction::default());
         }
         let evicted: HashSet<Uuid> = closed.iter().map(|(id, _)| *id).collect();
         let updates: Vec<(Arc<Killmail>, isize)> = closed
             .iter()
             .flat_map(|(_, ids)| ids)
+            .chain(&lone)
             .filter_map(|id| self.resident.take(*id))
             .map(|km| (km, -1))
             .collect();

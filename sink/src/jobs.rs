@@ -332,13 +332,18 @@ impl Sink {
         .await
     }
 
-    /// When the last job of `kind` was queued, if ever (the daily retention schedule).
-    pub async fn last_job_queued(&self, kind: JobKind) -> Result<Option<DateTime<Utc>>, SinkError> {
+    /// When the last job of `kind` whose range ends on or after `end_date` was queued, if ever
+    /// (the daily retention schedule).
+    pub async fn last_job_queued(
+        &self,
+        kind: JobKind,
+        end_date: NaiveDate,
+    ) -> Result<Option<DateTime<Utc>>, SinkError> {
         let client = self.pool().get().await?;
         Ok(client
             .query_one(
-                "SELECT max(created_at) FROM clustering_jobs WHERE job_type = $1",
-                &[&kind.as_str()],
+                "SELECT max(created_at) FROM clustering_jobs WHERE job_type = $1 AND end_date >= $2",
+                &[&kind.as_str(), &end_date],
             )
             .await?
             .get(0))

@@ -169,6 +169,22 @@ impl Sink {
         .await
     }
 
+    /// Whether the live service has written here: some battle is `open` or `closed` (a
+    /// backfill writes `historical` only).
+    pub async fn has_live_battles(&self) -> Result<bool, SinkError> {
+        with_retry(self.config().retry, "live battles", || async {
+            let client = self.pool().get().await?;
+            Ok(client
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM battles WHERE status IN ('open', 'closed'))",
+                    &[],
+                )
+                .await?
+                .get(0))
+        })
+        .await
+    }
+
     /// The time of the newest stored killmail, if any.
     pub async fn newest_killmail_time(&self) -> Result<Option<DateTime<Utc>>, SinkError> {
         with_retry(self.config().retry, "newest killmail", || async {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use battles_sink::{JobKind, Priority, SinkError};
+use battles_sink::{JobKind, JobQueue, Priority, SinkError};
 use chrono::NaiveDate;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -115,8 +115,14 @@ pub fn run(args: ReclusterArgs) -> anyhow::Result<ExitCode> {
         ProgressStyle::with_template("{bar:30} {pos}/{len} days  {msg}  {elapsed}")
             .expect("valid template"),
     );
+    // In the foreground, a failed slice is tried again after a short pause.
+    let queue = JobQueue {
+        backoff: std::time::Duration::from_secs(2),
+        ..JobQueue::default()
+    };
     let mut runner = JobRunner::new(JobOptions {
         retention_months: 0,
+        queue,
         suppress_events: args.no_events,
         ..JobOptions::new(config.engine_config())
     });
@@ -138,14 +144,16 @@ pub fn run(args: ReclusterArgs) -> anyhow::Result<ExitCode> {
                 }
             }
         })?;
+        // Done when it completed, or failed with no attempt left; a failure with attempts
+        // left is tried again after the backoff, as the service would.
         if let Some(done) = stepped.into_iter().find(|s| match s {
-            Stepped::Completed(j) | Stepped::Failed { job: j, .. } => j.id == id,
+            Stepped::Completed(j) => j.id == id,
+            Stepped::Failed { job: j, .. } => j.id == id && j.retry_count >= queue.max_attempts,
             _ => false,
         }) {
             break done;
         }
-        // Failed with retries left: wait for the backoff, as the service would.
-        std::thread::sleep(std::time::Duration::from_secs(1));
+        std::thread::sleep(queue.backoff);
     };
     bar.finish_and_clear();
     match finished {

@@ -186,6 +186,12 @@ impl JobRunner {
                 current.job = job.clone();
                 Ok(Stepped::Progressed(job))
             }
+            Err(failure) if failure.host => {
+                self.current = None;
+                Err(failure
+                    .error
+                    .context(format!("job {id}: the writer it runs in failed")))
+            }
             Err(failure) => {
                 let error = format!("{:#}", failure.error);
                 self.current = None;
@@ -235,13 +241,14 @@ impl JobRunner {
         if self.options.retention_months == 0 {
             return Ok(());
         }
+        let cutoff = retention_cutoff(Utc::now().date_naive(), self.options.retention_months);
+        // Any retention job reaching at least this cutoff, queued in the last day, did the work.
         let last = runtime
-            .block_on(sink.last_job_queued(JobKind::Retention))
+            .block_on(sink.last_job_queued(JobKind::Retention, cutoff))
             .context("reading the last retention run")?;
         if last.is_some_and(|t| Utc::now() - t < chrono::Duration::days(1)) {
             return Ok(());
         }
-        let cutoff = retention_cutoff(Utc::now().date_naive(), self.options.retention_months);
         let id = runtime.block_on(sink.enqueue_job(
             JobKind::Retention,
             cutoff,
@@ -273,7 +280,7 @@ impl JobRunner {
             ))),
             Some(JobKind::Retention) => {
                 let cutoff = midnight(job.end_date);
-                host.before_write().map_err(Failure::transient)?;
+                host.before_write().map_err(Failure::host)?;
                 let deleted = runtime
                     .block_on(sink.soft_delete_battles_before(
                         cutoff,
@@ -282,8 +289,7 @@ impl JobRunner {
                         self.options.suppress_events,
                     ))
                     .map_err(|e| Failure::transient(e.into()))?;
-                host.rewritten(&deleted.killmails)
-                    .map_err(Failure::transient)?;
+                host.rewritten(&deleted.killmails).map_err(Failure::host)?;
                 let n = deleted.battles.len();
                 if n > 0 {
                     metrics::counter!("battle_battles_deleted_total", "reason" => "retention")
@@ -301,7 +307,7 @@ impl JobRunner {
                 let range = midnight(day)..midnight(day + chrono::Duration::days(1));
                 // The host's queued writes commit first: the slice must read the store as it
                 // will be when it writes (the host queues nothing while the slice runs).
-                host.before_write().map_err(Failure::transient)?;
+                host.before_write().map_err(Failure::host)?;
                 let plan = plan_slice(sink, runtime, &self.options.engine, range)
                     .map_err(Failure::transient)?;
                 let step = JobStep {
@@ -320,8 +326,7 @@ impl JobRunner {
                     }))
                     .map_err(|e| Failure::transient(e.into()))?;
                 if changes > 0 {
-                    host.rewritten(&plan.rewritten)
-                        .map_err(Failure::transient)?;
+                    host.rewritten(&plan.rewritten).map_err(Failure::host)?;
                 }
                 tracing::debug!(job = %job.id, %day, changes, clustered = plan.clustered, "re-clustered a day");
                 current.next_slice += 1;
@@ -335,6 +340,10 @@ impl JobRunner {
 struct Failure {
     error: anyhow::Error,
     permanent: bool,
+    /// The host failed around a write (its writer, or forgetting what a committed slice
+    /// rewrote): its memory may no longer match the store, so it must stop and start again
+    /// from the store (the job stays `running` and is resumed then).
+    host: bool,
 }
 
 impl Failure {
@@ -342,12 +351,21 @@ impl Failure {
         Failure {
             error,
             permanent: true,
+            host: false,
         }
     }
     fn transient(error: anyhow::Error) -> Failure {
         Failure {
             error,
             permanent: false,
+            host: false,
+        }
+    }
+    fn host(error: anyhow::Error) -> Failure {
+        Failure {
+            error,
+            permanent: false,
+            host: true,
         }
     }
 }

@@ -34,8 +34,9 @@ use uuid::Uuid;
 pub struct SlicePlan {
     /// The changes that turn the stored battles into the engine's: created, updated, ended.
     pub changes: Vec<BattleChange>,
-    /// How written battles get their status: `historical` when every battle they replace was,
-    /// else open or closed against the newest stored killmail (as the live service does).
+    /// How written battles get their status: `historical` when every battle they replace was
+    /// (or, replacing none, when only backfills wrote the database), else open or closed
+    /// against the newest stored killmail (as the live service does).
     pub status: StatusRule,
     /// Live stored killmails of the range itself (a job's `killmails_processed`).
     pub killmails_in_range: u64,
@@ -238,7 +239,14 @@ pub fn plan_slice(
         "planned a slice"
     );
 
-    let all_historical = old.values().all(|(_, s)| *s == BattleStatus::Historical);
+    // Battles replacing backfilled history stay history; so do new battles in a database only
+    // backfills wrote. Anything else gets the live service's open/closed.
+    let all_historical = match old.is_empty() {
+        false => old.values().all(|(_, s)| *s == BattleStatus::Historical),
+        true => !runtime
+            .block_on(sink.has_live_battles())
+            .context("reading the battles' statuses")?,
+    };
     let status = match all_historical {
         true => StatusRule::Historical,
         false => StatusRule::Watermark {

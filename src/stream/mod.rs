@@ -178,7 +178,7 @@ fn stream(
     };
     while !stop.load(Ordering::SeqCst) {
         if let Some(runner) = jobs.as_mut() {
-            run_job_step(runner, &sink, runtime, &mut sweep);
+            run_job_step(runner, &sink, runtime, &mut sweep)?;
         }
         let messages = match source.poll(options.batch, Duration::from_millis(200))? {
             Poll::End => break,
@@ -255,23 +255,25 @@ impl JobHost for StreamHost<'_, '_> {
     }
 }
 
-/// One slice of the job in progress, or a look for a due one. A job's failure is recorded on
-/// the job; the stream goes on whatever happens to it.
+/// One slice of the job in progress, or a look for a due one. A job's own failure is recorded
+/// on the job and the stream goes on; an error here (the queue unreachable after the sink's
+/// retries, or the stream's writer failing around a slice) stops the stream as its own write
+/// errors do; the next start rebuilds from the store and resumes the job.
 fn run_job_step(
     runner: &mut JobRunner,
     sink: &Sink,
     runtime: &tokio::runtime::Runtime,
     sweep: &mut Sweep,
-) {
-    match runner.step(sink, runtime, &mut StreamHost(sweep)) {
-        Ok(Stepped::Failed { job, error }) => {
+) -> anyhow::Result<()> {
+    match runner.step(sink, runtime, &mut StreamHost(sweep))? {
+        Stepped::Failed { job, error } => {
             metrics::counter!("battle_jobs_failed_total").increment(1);
             tracing::warn!(job = %job.id, "job failed: {error}");
         }
-        Ok(Stepped::Completed(_)) => metrics::counter!("battle_jobs_completed_total").increment(1),
-        Ok(_) => {}
-        Err(e) => tracing::error!("the job runner could not reach the queue: {e:#}"),
+        Stepped::Completed(_) => metrics::counter!("battle_jobs_completed_total").increment(1),
+        _ => {}
     }
+    Ok(())
 }
 
 /// A batch of messages made ready for the sweep.
