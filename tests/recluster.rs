@@ -378,6 +378,36 @@ fn jobs_run_by_priority() {
 }
 
 #[test]
+fn a_running_job_gives_way_to_a_higher_priority_between_slices() {
+    let rt = runtime();
+    let db = rt.block_on(TestDatabase::create()).unwrap();
+    let sink = rt.block_on(db.sink()).unwrap();
+    let day = |d: u32| NaiveDate::from_ymd_opt(2025, 1, d).unwrap();
+    let low = rt
+        .block_on(sink.enqueue_job(JobKind::Recluster, day(1), day(3), Priority::Low))
+        .unwrap();
+    let mut runner = runner(LinkRule::default());
+    match runner.step(&sink, &rt, &mut Alone).unwrap() {
+        Stepped::Progressed(job) => assert_eq!(job.id, low),
+        other => panic!("expected a first slice of the low job: {other:?}"),
+    }
+    let high = rt
+        .block_on(sink.enqueue_job(JobKind::Recluster, day(5), day(5), Priority::High))
+        .unwrap();
+    let done = completed(&runner.run_due(&sink, &rt, &mut Alone, |_| {}).unwrap());
+    let order: Vec<Uuid> = done.iter().map(|j| j.id).collect();
+    assert_eq!(
+        order,
+        vec![high, low],
+        "the high job overtakes the running low one"
+    );
+    // The low job continued at its cursor: three days, each done once.
+    let offsets = rt.block_on(sink.load_offsets()).unwrap();
+    assert_eq!(offsets[&format!("job:{low}")], 3);
+    rt.block_on(db.drop_database()).unwrap();
+}
+
+#[test]
 fn a_job_resumed_after_a_crash_counts_every_killmail_once() {
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();

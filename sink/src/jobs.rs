@@ -291,6 +291,24 @@ impl Sink {
         .await
     }
 
+    /// Puts a running job back to `pending` (it keeps its progress and cursor) when a pending
+    /// job of higher priority waits; returns whether it did. Called between slices, so a long
+    /// low-priority job does not hold back a high one.
+    pub async fn yield_to_higher_priority(&self, job: &Job) -> Result<bool, SinkError> {
+        with_retry(self.config().retry, "job priority", || async {
+            let client = self.pool().get().await?;
+            let sql = format!(
+                "UPDATE clustering_jobs SET status = 'pending'
+                 WHERE id = $1 AND status = 'running' AND EXISTS (
+                   SELECT 1 FROM clustering_jobs WHERE status = 'pending'
+                     AND {PRIORITY_RANK} < CASE $2 WHEN 'high' THEN 0 WHEN 'normal' THEN 1
+                                                   WHEN 'low' THEN 2 ELSE 3 END)"
+            );
+            Ok(client.execute(&sql, &[&job.id, &job.priority]).await? > 0)
+        })
+        .await
+    }
+
     /// Marks a job `completed`.
     pub async fn complete_job(&self, id: Uuid) -> Result<(), SinkError> {
         with_retry(self.config().retry, "complete job", || async {

@@ -7,6 +7,8 @@
 //!   difference with the stored battles is written, in one transaction with the job's progress
 //!   and cursor. So a job stopped at any moment (kill -9 too) continues at the first day not
 //!   committed, and re-running a range that has not changed writes nothing.
+//! - Between slices a job gives way to a pending job of higher priority, and continues at its
+//!   cursor once that one is done.
 //! - A **retention** job soft-deletes, a batch per transaction, the battles that ended before
 //!   its cutoff (the job's `end_date`), with a `battle.deleted` event each.
 //!
@@ -183,7 +185,14 @@ impl JobRunner {
                 let job = runtime
                     .block_on(sink.job(id))?
                     .context("the job vanished")?;
-                current.job = job.clone();
+                if runtime.block_on(sink.yield_to_higher_priority(&job))? {
+                    // Taken up again, at its cursor, once the higher ones are done.
+                    tracing::info!(job = %id, "job paused for a job of higher priority");
+                    self.current = None;
+                    self.last_poll = None;
+                } else {
+                    current.job = job.clone();
+                }
                 Ok(Stepped::Progressed(job))
             }
             Err(failure) if failure.host => {
