@@ -172,6 +172,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             },
             ..JobOptions::new(config.engine_config())
         }),
+        // After a replay, jobs (re-clustering from the API, say) still run until Ctrl-C.
+        stay_after_end: !args.exit_at_end,
         ..StreamOptions::new(config.engine_config())
     };
     let result = run_stream(
@@ -183,13 +185,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         &status,
     );
     drop(source);
-    if result.is_ok() && !stop.load(Ordering::SeqCst) && !args.exit_at_end {
-        eprintln!("the replay is complete; the API stays up until Ctrl-C");
-        runtime.block_on(async {
-            let mut stopped = stop_rx.clone();
-            let _ = stopped.wait_for(|s| *s).await;
-        });
-    }
     let _ = stop_tx.send(true);
     stop.store(true, Ordering::SeqCst);
     if let Some(control) = control {

@@ -46,6 +46,9 @@ pub struct StreamOptions {
     /// Re-clustering and retention jobs run between steps (none: jobs wait for another
     /// writer).
     pub jobs: Option<JobOptions>,
+    /// When a replay reaches its end, keep running jobs until stopped (the service keeps
+    /// serving) instead of returning.
+    pub stay_after_end: bool,
 }
 
 impl StreamOptions {
@@ -60,6 +63,7 @@ impl StreamOptions {
             close_after: window,
             lateness: chrono::Duration::hours(2),
             jobs: Some(JobOptions::new(engine.clone())),
+            stay_after_end: false,
         }
     }
 }
@@ -176,11 +180,23 @@ fn stream(
         }
         None => None,
     };
+    let mut ended = false;
     while !stop.load(Ordering::SeqCst) {
         if let Some(runner) = jobs.as_mut() {
             run_job_step(runner, &sink, runtime, &mut sweep)?;
         }
+        if ended {
+            // The source is done; jobs still run until the service stops.
+            std::thread::sleep(Duration::from_millis(200));
+            continue;
+        }
         let messages = match source.poll(options.batch, Duration::from_millis(200))? {
+            Poll::End if options.stay_after_end => {
+                ended = true;
+                sweep.flush()?;
+                eprintln!("the replay is complete; the API stays up until Ctrl-C");
+                continue;
+            }
             Poll::End => break,
             Poll::Idle => continue,
             Poll::Messages(m) => m,
