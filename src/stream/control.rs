@@ -7,7 +7,7 @@
 //! queued in one transaction with the next position: a restart neither loses nor repeats a
 //! request. A message that is not a valid request is logged and counted
 //! (`battle_control_messages_rejected_total`) and skipped; the others flow. A topic that does
-//! not exist yet is looked for again every 30 s.
+//! not exist yet, or a partition added, is picked up within 30 s.
 //!
 //! Accepted shapes (the spec names the events without fixing their fields), bare or inside the
 //! event envelope's `data`:
@@ -73,18 +73,22 @@ fn consume(
     stop: Arc<AtomicBool>,
 ) {
     let names = [topics.recluster.clone(), topics.retention.clone()];
-    let mut assigned: Vec<String> = Vec::new();
+    let mut assigned: Vec<(String, i32)> = Vec::new();
     let mut last_scan: Option<Instant> = None;
     while !stop.load(Ordering::SeqCst) {
-        if assigned.len() < names.len() && last_scan.is_none_or(|t| t.elapsed() >= RESCAN) {
+        if last_scan.is_none_or(|t| t.elapsed() >= RESCAN) {
             last_scan = Some(Instant::now());
-            match assign(&consumer, &names, &sink, &runtime) {
-                Ok(now) => {
-                    if now != assigned {
-                        tracing::info!(topics = ?now, "consuming control topics");
+            match partitions(&consumer, &names) {
+                // Topics or partitions appeared (or a failure asked for a fresh start): assign
+                // them all at their stored positions.
+                Ok(now) if now != assigned => match assign(&consumer, &now, &sink, &runtime) {
+                    Ok(()) => {
+                        tracing::info!(partitions = ?now, "consuming control topics");
+                        assigned = now;
                     }
-                    assigned = now;
-                }
+                    Err(e) => tracing::warn!("control topics: {e:#}; trying again in 30 s"),
+                },
+                Ok(_) => {}
                 Err(e) => tracing::warn!("control topics: {e:#}; trying again in 30 s"),
             }
         }
@@ -130,47 +134,47 @@ fn consume(
     }
 }
 
-/// Assigns every partition of the topics that exist, at their stored positions; returns the
-/// topics assigned.
+/// The partitions of the topics that exist, sorted.
+fn partitions(consumer: &BaseConsumer, names: &[String]) -> anyhow::Result<Vec<(String, i32)>> {
+    let mut out = Vec::new();
+    for name in names {
+        let metadata = consumer
+            .fetch_metadata(Some(name), Duration::from_secs(5))
+            .with_context(|| format!("reading the metadata of {name}"))?;
+        for t in metadata.topics() {
+            if t.name() == name && t.error().is_none() {
+                out.extend(t.partitions().iter().map(|p| (name.clone(), p.id())));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Assigns `partitions` at their stored positions (the beginning when none is stored).
 fn assign(
     consumer: &BaseConsumer,
-    names: &[String],
+    partitions: &[(String, i32)],
     sink: &Sink,
     runtime: &tokio::runtime::Handle,
-) -> anyhow::Result<Vec<String>> {
+) -> anyhow::Result<()> {
     let stored: HashMap<String, i64> = runtime
         .block_on(sink.load_offsets())
         .context("reading the control topics' positions")?
         .into_iter()
         .collect();
     let mut list = TopicPartitionList::new();
-    let mut assigned = Vec::new();
-    for name in names {
-        let metadata = consumer
-            .fetch_metadata(Some(name), Duration::from_secs(5))
-            .with_context(|| format!("reading the metadata of {name}"))?;
-        let partitions: Vec<i32> = metadata
-            .topics()
-            .iter()
-            .filter(|t| t.name() == name && t.error().is_none())
-            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-            .collect();
-        if partitions.is_empty() {
-            continue;
-        }
-        for p in partitions {
-            let offset = match stored.get(&kafka_key(name, p)) {
-                Some(&next) => Offset::Offset(next),
-                None => Offset::Beginning,
-            };
-            list.add_partition_offset(name, p, offset)?;
-        }
-        assigned.push(name.clone());
+    for (name, p) in partitions {
+        let offset = match stored.get(&kafka_key(name, *p)) {
+            Some(&next) => Offset::Offset(next),
+            None => Offset::Beginning,
+        };
+        list.add_partition_offset(name, *p, offset)?;
     }
     consumer
         .assign(&list)
         .context("assigning control partitions")?;
-    Ok(assigned)
+    Ok(())
 }
 
 /// The job a control message asks for, or why it is refused.
