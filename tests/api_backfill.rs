@@ -3,8 +3,7 @@
 //! statistics JSON) is what the API answers: totals agree with the tables, the largest battle's
 //! detail, participants and killmails agree with its row, and every killmail finds its battle.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -17,21 +16,8 @@ use battles_dataflow::EngineConfig;
 use battles_sink::TestDatabase;
 use serde_json::Value;
 
-/// GET `path` on `addr` over plain HTTP/1.1; the status and the JSON body.
-fn get(addr: SocketAddr, path: &str) -> (u16, Value) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).unwrap();
-    let text = String::from_utf8(response).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
-}
+mod common;
+use common::get;
 
 fn ok(addr: SocketAddr, path: &str) -> Value {
     let (status, body) = get(addr, path);

@@ -7,8 +7,6 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,9 +20,8 @@ use battles_sink::tokio_postgres::Client;
 use battles_sink::{Job, JobKind, JobQueue, Priority, Sink, TestDatabase};
 use chrono::{NaiveDate, Utc};
 use common::{
-    assert_same_tables, dump, generated, parse_all, read_lines, runtime, write_lines, Status,
+    assert_same_tables, dump, generated, get, parse_all, read_lines, runtime, write_lines, Status,
 };
-use serde_json::Value;
 use uuid::Uuid;
 
 fn engine(rule: LinkRule) -> EngineConfig {
@@ -551,22 +548,6 @@ fn a_malformed_job_fails_for_good_and_the_queue_goes_on() {
         "completed"
     );
     rt.block_on(db.drop_database()).unwrap();
-}
-
-/// GET `path` on `addr` over plain HTTP/1.1; the status and the JSON body.
-fn get(addr: SocketAddr, path: &str) -> (u16, Value) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).unwrap();
-    let text = String::from_utf8(response).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
 #[test]

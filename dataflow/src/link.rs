@@ -249,6 +249,13 @@ impl LinkRule {
     pub fn satellite_window(&self) -> i64 {
         self.satellite_secs.clamp(1, self.window_secs.max(1))
     }
+
+    /// [`LinkRule::window_secs`] as a duration (at least a second): no killmail further than
+    /// this in time from a battle can change it, so drivers read stored killmails this far
+    /// around new ones, and re-clustering this far around a range.
+    pub fn reach(&self) -> chrono::Duration {
+        chrono::Duration::seconds(self.window_secs.max(1))
+    }
 }
 
 #[cfg(test)]

@@ -86,27 +86,31 @@ pub(crate) fn ended_event(
     continuing: Option<Uuid>,
     now: DateTime<Utc>,
 ) -> OutboxEvent {
-    let data = json!({
-        "battleId": battle_id,
-        "continuingBattleId": continuing,
-    });
-    let (event_id, payload) = envelope(EventKind::Deleted, now, data);
-    OutboxEvent {
-        event_id,
-        event_type: EventKind::Deleted.as_str(),
+    deleted_event(
         battle_id,
-        payload,
-    }
+        json!({
+            "battleId": battle_id,
+            "continuingBattleId": continuing,
+        }),
+        now,
+    )
 }
 
 /// A `battle.deleted` event for a battle that retention soft-deleted: `continuingBattleId` is
 /// null and `reason` says why.
 pub(crate) fn removed_event(battle_id: Uuid, reason: &str, now: DateTime<Utc>) -> OutboxEvent {
-    let data = json!({
-        "battleId": battle_id,
-        "continuingBattleId": null,
-        "reason": reason,
-    });
+    deleted_event(
+        battle_id,
+        json!({
+            "battleId": battle_id,
+            "continuingBattleId": null,
+            "reason": reason,
+        }),
+        now,
+    )
+}
+
+fn deleted_event(battle_id: Uuid, data: Value, now: DateTime<Utc>) -> OutboxEvent {
     let (event_id, payload) = envelope(EventKind::Deleted, now, data);
     OutboxEvent {
         event_id,

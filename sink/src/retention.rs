@@ -12,7 +12,7 @@ use crate::error::SinkError;
 use crate::events::removed_event;
 use crate::jobs::RECORD_JOB_STEP;
 use crate::sink::{with_retry, Sink};
-use crate::write::INSERT_EVENTS;
+use crate::write::insert_events;
 
 /// The `deletion_reason` of battles removed by retention.
 pub const RETENTION_REASON: &str = "retention";
@@ -71,19 +71,13 @@ impl Sink {
                 .iter()
                 .map(|r| r.get(0))
                 .collect();
-            if !ids.is_empty() && !suppress_events {
+            if !suppress_events {
                 let now = Utc::now();
-                let events: Vec<_> = ids
+                let events = ids
                     .iter()
                     .map(|id| removed_event(*id, RETENTION_REASON, now))
                     .collect();
-                let event_ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
-                let types: Vec<String> = events.iter().map(|e| e.event_type.to_owned()).collect();
-                let battle_ids: Vec<Uuid> = events.iter().map(|e| e.battle_id).collect();
-                let payloads: Vec<serde_json::Value> =
-                    events.into_iter().map(|e| e.payload).collect();
-                tx.execute(INSERT_EVENTS, &[&event_ids, &types, &battle_ids, &payloads])
-                    .await?;
+                insert_events(&tx, events).await?;
             }
             if let Some(job) = job {
                 let deleted = ids.len() as i64;

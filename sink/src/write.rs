@@ -10,7 +10,7 @@ use tokio_postgres::Transaction;
 use uuid::Uuid;
 
 use crate::error::SinkError;
-use crate::events::{battle_event, EventKind};
+use crate::events::{battle_event, EventKind, OutboxEvent};
 use crate::plan::{EventData, Keys, WritePlan};
 
 /// What one applied step changed in the database.
@@ -210,9 +210,32 @@ SELECT * FROM UNNEST($1::text[], $2::int8[])
 ON CONFLICT (source_key) DO UPDATE SET position = EXCLUDED.position, updated_at = NOW()
 WHERE source_offsets.position IS DISTINCT FROM EXCLUDED.position";
 
-pub(crate) const INSERT_EVENTS: &str = "
+const INSERT_EVENTS: &str = "
 INSERT INTO battle_events_outbox (event_id, event_type, battle_id, payload)
 SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::jsonb[])";
+
+/// Writes `events` to the outbox in `tx`; returns how many.
+pub(crate) async fn insert_events(
+    tx: &Transaction<'_>,
+    events: Vec<OutboxEvent>,
+) -> Result<usize, SinkError> {
+    if events.is_empty() {
+        return Ok(0);
+    }
+    let mut ids = Vec::with_capacity(events.len());
+    let mut types = Vec::with_capacity(events.len());
+    let mut battle_ids = Vec::with_capacity(events.len());
+    let mut payloads = Vec::with_capacity(events.len());
+    for e in events {
+        ids.push(e.event_id);
+        types.push(e.event_type.to_owned());
+        battle_ids.push(e.battle_id);
+        payloads.push(e.payload);
+    }
+    Ok(tx
+        .execute(INSERT_EVENTS, &[&ids, &types, &battle_ids, &payloads])
+        .await? as usize)
+}
 
 /// Writes `plan` in `tx` (the caller commits). `now` stamps the events.
 pub(crate) async fn write(
@@ -552,20 +575,8 @@ pub(crate) async fn write(
     }
     stats.battles_created = created.len();
     stats.battles_updated = updated_all.len();
-    if !events.is_empty() && !plan.suppress_events {
-        let mut ids = Vec::with_capacity(events.len());
-        let mut types = Vec::with_capacity(events.len());
-        let mut battle_ids = Vec::with_capacity(events.len());
-        let mut payloads = Vec::with_capacity(events.len());
-        for e in events {
-            ids.push(e.event_id);
-            types.push(e.event_type.to_owned());
-            battle_ids.push(e.battle_id);
-            payloads.push(e.payload);
-        }
-        stats.events_written = tx
-            .execute(INSERT_EVENTS, &[&ids, &types, &battle_ids, &payloads])
-            .await? as usize;
+    if !plan.suppress_events {
+        stats.events_written = insert_events(tx, events).await?;
     }
     laps.lap("events");
     if let Some(job) = &plan.job {

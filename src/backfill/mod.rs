@@ -146,7 +146,7 @@ pub fn backfill(
         engine,
         stored_times,
         SweepOptions {
-            window: chrono::Duration::seconds(options.engine.rule.window_secs.max(1)),
+            window: options.engine.rule.reach(),
             chunk: options.chunk,
             suppress_events: !options.emit_events,
             lateness: chrono::Duration::zero(),

@@ -96,11 +96,7 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<ExitCode> {
     if args.sample {
         paths.push(sample_path()?);
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = super::database_runtime()?;
     let (_server, sink) = runtime.block_on(postgres::connect_sink(&config))?;
     let options = BackfillOptions {
         paths,

@@ -106,11 +106,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         args.input.clone()
     };
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = super::database_runtime()?;
     let database_url = crate::config::Config::load(&crate::config::Overrides {
         database_url: args.database_url.clone(),
         ..Default::default()

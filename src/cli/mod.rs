@@ -13,6 +13,7 @@ pub mod retention;
 pub mod run;
 pub mod serve;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::telemetry::LogFormat;
@@ -76,5 +77,33 @@ impl Cli {
             Command::Recluster(args) => recluster::run(args),
             Command::Retention(args) => retention::run(args),
         }
+    }
+}
+
+/// The async runtime of a command whose database work runs beside the engine: one thread, as
+/// the engine and the parsers take the cores.
+pub(crate) fn database_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// Takes the database's writer lock for a command that must not run beside the service; when
+/// another process holds it, the error says who and `if_service` what to do if it is
+/// `battles run`.
+pub(crate) fn take_writer_lock(
+    runtime: &tokio::runtime::Runtime,
+    sink: &battles_sink::Sink,
+    if_service: &str,
+) -> anyhow::Result<battles_sink::WriterLock> {
+    match runtime.block_on(sink.lock_writer()) {
+        Ok(lock) => Ok(lock),
+        Err(battles_sink::SinkError::WriterBusy { holder }) => anyhow::bail!(
+            "another process is writing battles to this database ({holder}); if it is the \
+             service (`battles run`), {if_service}"
+        ),
+        Err(e) => Err(e.into()),
     }
 }

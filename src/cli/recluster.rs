@@ -5,8 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
-use battles_sink::{JobKind, JobQueue, Priority, SinkError};
+use battles_sink::{JobKind, JobQueue, Priority};
 use chrono::NaiveDate;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -77,11 +76,7 @@ pub fn run(args: ReclusterArgs) -> anyhow::Result<ExitCode> {
         database_url: args.database_url.clone(),
         ..Overrides::default()
     })?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = super::database_runtime()?;
     let (_server, sink) = runtime.block_on(postgres::connect_sink(&config))?;
     if args.enqueue {
         let id = runtime.block_on(sink.enqueue_job(
@@ -94,14 +89,8 @@ pub fn run(args: ReclusterArgs) -> anyhow::Result<ExitCode> {
             args.start_date, args.end_date, args.priority.as_str());
         return Ok(ExitCode::SUCCESS);
     }
-    let _writer_lock = match runtime.block_on(sink.lock_writer()) {
-        Ok(lock) => lock,
-        Err(SinkError::WriterBusy { holder }) => anyhow::bail!(
-            "another process is writing battles to this database ({holder}); if it is the \
-             service (`battles run`), queue the job for it with --enqueue"
-        ),
-        Err(e) => return Err(e.into()),
-    };
+    let _writer_lock =
+        super::take_writer_lock(&runtime, &sink, "queue the job for it with --enqueue")?;
     runtime.block_on(sink.resume_abandoned_jobs())?;
     let id = runtime.block_on(sink.enqueue_job(
         JobKind::Recluster,

@@ -6,8 +6,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
-use battles_sink::{JobKind, Priority, SinkError};
+use battles_sink::{JobKind, Priority};
 use chrono::{NaiveDate, Utc};
 use clap::Args;
 
@@ -61,11 +60,7 @@ pub fn run(args: RetentionArgs) -> anyhow::Result<ExitCode> {
         database_url: args.database_url.clone(),
         ..Overrides::default()
     })?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = super::database_runtime()?;
     let (_server, sink) = runtime.block_on(postgres::connect_sink(&config))?;
     let cutoff = match args.cutoff {
         Some(c) => c,
@@ -84,15 +79,11 @@ pub fn run(args: RetentionArgs) -> anyhow::Result<ExitCode> {
         println!("queued retention job {id} (battles ended before {cutoff}): the running service takes it up between its steps");
         return Ok(ExitCode::SUCCESS);
     }
-    let _writer_lock = match runtime.block_on(sink.lock_writer()) {
-        Ok(lock) => lock,
-        Err(SinkError::WriterBusy { holder }) => anyhow::bail!(
-            "another process is writing battles to this database ({holder}); if it is the \
-             service (`battles run`), queue the soft delete for it with --enqueue (purging \
-             needs the service stopped)"
-        ),
-        Err(e) => return Err(e.into()),
-    };
+    let _writer_lock = super::take_writer_lock(
+        &runtime,
+        &sink,
+        "queue the soft delete for it with --enqueue (purging needs the service stopped)",
+    )?;
     if args.purge {
         let days = args.older_than.unwrap_or_default();
         let before = Utc::now() - chrono::Duration::days(i64::from(days));

@@ -168,9 +168,7 @@ impl JobRunner {
                 runtime.block_on(sink.complete_job(id))?;
                 self.current = None;
                 self.last_poll = None;
-                let job = runtime
-                    .block_on(sink.job(id))?
-                    .context("the job vanished")?;
+                let job = reload(sink, runtime, id)?;
                 tracing::info!(
                     job = %id,
                     killmails = job.killmails_processed,
@@ -182,9 +180,7 @@ impl JobRunner {
                 Ok(Stepped::Completed(job))
             }
             Ok(false) => {
-                let job = runtime
-                    .block_on(sink.job(id))?
-                    .context("the job vanished")?;
+                let job = reload(sink, runtime, id)?;
                 if runtime.block_on(sink.yield_to_higher_priority(&job))? {
                     // Taken up again, at its cursor, once the higher ones are done.
                     tracing::info!(job = %id, "job paused for a job of higher priority");
@@ -211,9 +207,7 @@ impl JobRunner {
                     self.options.queue,
                 ))?;
                 tracing::error!(job = %id, retried, "job failed: {error}");
-                let job = runtime
-                    .block_on(sink.job(id))?
-                    .context("the job vanished")?;
+                let job = reload(sink, runtime, id)?;
                 Ok(Stepped::Failed { job, error })
             }
         }
@@ -343,6 +337,13 @@ impl JobRunner {
             }
         }
     }
+}
+
+/// The job's row as it is now.
+fn reload(sink: &Sink, runtime: &tokio::runtime::Runtime, id: uuid::Uuid) -> anyhow::Result<Job> {
+    runtime
+        .block_on(sink.job(id))?
+        .with_context(|| format!("job {id} vanished from clustering_jobs"))
 }
 
 /// Why a slice failed, and whether trying again can help.

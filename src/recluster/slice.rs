@@ -98,7 +98,7 @@ pub fn plan_slice(
     engine: &EngineConfig,
     range: Range<DateTime<Utc>>,
 ) -> anyhow::Result<SlicePlan> {
-    let reach = Duration::seconds(engine.rule.window_secs.max(1));
+    let reach = engine.rule.reach();
     let started = std::time::Instant::now();
     let mut loaded = Loaded {
         engine: Engine::start(EngineConfig {

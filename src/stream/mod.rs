@@ -53,7 +53,7 @@ pub struct StreamOptions {
 
 impl StreamOptions {
     pub fn new(engine: EngineConfig) -> StreamOptions {
-        let window = chrono::Duration::seconds(engine.rule.window_secs.max(1));
+        let window = engine.rule.reach();
         StreamOptions {
             ingest: IngestContext::default(),
             engine: engine.clone(),
@@ -156,7 +156,7 @@ fn stream(
         engine,
         stored_times,
         SweepOptions {
-            window: chrono::Duration::seconds(options.engine.rule.window_secs.max(1)),
+            window: options.engine.rule.reach(),
             chunk: options.chunk,
             suppress_events: false,
             lateness: options.lateness,

@@ -34,6 +34,26 @@ pub fn generated(dir: &Path, seed: u64, days: u32) -> PathBuf {
     dir.join(KILLMAILS_FILE)
 }
 
+/// GET `path` on `addr` over plain HTTP/1.1; the status and the JSON body.
+pub fn get(addr: std::net::SocketAddr, path: &str) -> (u16, serde_json::Value) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let text = String::from_utf8(response).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (
+        status,
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
 /// The lines of a file.
 pub fn read_lines(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)
