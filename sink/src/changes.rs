@@ -32,6 +32,10 @@ pub struct StepChanges {
     /// The re-clustering job this step is a slice of: its progress is recorded in the same
     /// transaction.
     pub job: Option<JobStep>,
+    /// The caller's promise that the created battles and the inserted killmails are not
+    /// stored yet (a backfill writing each battle once): the sink may `COPY` them instead of
+    /// upserting. A broken promise costs a second try through the upserts, nothing else.
+    pub rows_are_new: bool,
 }
 
 /// The `battles.status` values.

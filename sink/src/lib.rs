@@ -7,6 +7,7 @@
 //! - [`TestDatabase`]: a throwaway, migrated database for tests.
 
 pub mod changes;
+mod copy;
 pub mod error;
 pub mod events;
 pub mod jobs;

@@ -49,6 +49,8 @@ pub(crate) struct WritePlan {
     /// No outbox rows for this step.
     pub suppress_events: bool,
     pub job: Option<crate::jobs::JobStep>,
+    /// See [`StepChanges::rows_are_new`].
+    pub rows_are_new: bool,
 }
 
 /// (battle id, character or killmail id) pairs.
@@ -202,6 +204,7 @@ impl WritePlan {
         let mut plan = WritePlan {
             suppress_events: changes.suppress_events,
             job: changes.job.clone(),
+            rows_are_new: changes.rows_are_new,
             ..WritePlan::default()
         };
         let rule = changes.status;

@@ -169,11 +169,23 @@ impl Sink {
         let started = Instant::now();
         let plan = WritePlan::build(&changes)?;
         let mut attempts = 0;
-        let mut stats = with_retry(self.config.retry, "apply step", || {
+        let copy = crate::copy::can_copy(&plan);
+        let first = with_retry(self.config.retry, "apply step", || {
             attempts += 1;
-            self.apply_once(&plan)
+            self.apply_once(&plan, copy)
         })
-        .await?;
+        .await;
+        let mut stats = match first {
+            Err(e) if copy && crate::copy::is_broken_promise(&e) => {
+                tracing::warn!("rows promised new were stored already ({e}); upserting them");
+                with_retry(self.config.retry, "apply step", || {
+                    attempts += 1;
+                    self.apply_once(&plan, false)
+                })
+                .await?
+            }
+            other => other?,
+        };
         stats.attempts = attempts;
         tracing::debug!(
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -183,10 +195,10 @@ impl Sink {
         Ok(stats)
     }
 
-    async fn apply_once(&self, plan: &WritePlan) -> Result<AppliedStats, SinkError> {
+    async fn apply_once(&self, plan: &WritePlan, copy: bool) -> Result<AppliedStats, SinkError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let stats = write(&tx, plan, chrono::Utc::now()).await?;
+        let stats = write(&tx, plan, chrono::Utc::now(), copy).await?;
         tx.commit().await?;
         Ok(stats)
     }

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use tokio_postgres::Transaction;
 use uuid::Uuid;
 
+use crate::copy;
 use crate::error::SinkError;
 use crate::events::{battle_event, EventKind, OutboxEvent};
 use crate::plan::{EventData, Keys, WritePlan};
@@ -237,11 +238,13 @@ pub(crate) async fn insert_events(
         .await? as usize)
 }
 
-/// Writes `plan` in `tx` (the caller commits). `now` stamps the events.
+/// Writes `plan` in `tx` (the caller commits). `now` stamps the events. With `copy` (see
+/// [`copy::can_copy`]), new rows go in with binary `COPY` instead of upserts.
 pub(crate) async fn write(
     tx: &Transaction<'_>,
     plan: &WritePlan,
     now: DateTime<Utc>,
+    copy: bool,
 ) -> Result<AppliedStats, SinkError> {
     let mut stats = AppliedStats::default();
     let mut laps = Laps::new();
@@ -256,7 +259,9 @@ pub(crate) async fn write(
             .await? as usize;
     }
     let k = &plan.killmail_store;
-    if !k.killmail_id.is_empty() {
+    if copy && !k.killmail_id.is_empty() {
+        stats.killmails_stored = copy::copy_killmails(tx, plan).await? as usize;
+    } else if !k.killmail_id.is_empty() {
         stats.killmails_stored = tx
             .execute(
                 INSERT_KILLMAILS,
@@ -278,7 +283,10 @@ pub(crate) async fn write(
     let mut created: BTreeSet<Uuid> = BTreeSet::new();
     let mut updated: BTreeSet<Uuid> = BTreeSet::new();
     let b = &plan.battles;
-    if !b.id.is_empty() {
+    if copy && !b.id.is_empty() {
+        copy::copy_battles(tx, plan).await?;
+        created.extend(b.id.iter().copied());
+    } else if !b.id.is_empty() {
         let rows = tx
             .query(
                 UPSERT_BATTLES,
@@ -322,7 +330,10 @@ pub(crate) async fn write(
 
     laps.lap("battles");
     let s = &plan.statistics;
-    if !s.battle_id.is_empty() {
+    if copy && !s.battle_id.is_empty() {
+        copy::copy_statistics(tx, plan).await?;
+        touched.extend(s.battle_id.iter().copied());
+    } else if !s.battle_id.is_empty() {
         let rows = tx
             .query(
                 UPSERT_STATISTICS,
@@ -364,7 +375,10 @@ pub(crate) async fn write(
     )
     .await?;
     let p = &plan.participants;
-    if p.len() > 0 {
+    if copy && p.len() > 0 {
+        stats.participants_written = copy::copy_participants(tx, plan).await? as usize;
+        touched.extend(p.battle_id.iter().copied());
+    } else if p.len() > 0 {
         let rows = tx
             .query(
                 UPSERT_PARTICIPANTS,
@@ -413,7 +427,10 @@ pub(crate) async fn write(
     )
     .await?;
     let bk = &plan.battle_killmails;
-    if bk.len() > 0 {
+    if copy && bk.len() > 0 {
+        stats.battle_killmails_written = copy::copy_battle_killmails(tx, plan).await? as usize;
+        touched.extend(bk.battle_id.iter().copied());
+    } else if bk.len() > 0 {
         let rows = tx
             .query(
                 UPSERT_BATTLE_KILLMAILS,
@@ -454,7 +471,10 @@ pub(crate) async fn write(
     )
     .await?;
     let tp = &plan.third_party_inserts;
-    if !tp.is_empty() {
+    if copy && !tp.is_empty() {
+        copy::copy_third_parties(tx, plan).await?;
+        touched.extend(tp.battle_ids.iter().copied());
+    } else if !tp.is_empty() {
         let rows = tx
             .query(INSERT_THIRD_PARTIES, &[&tp.battle_ids, &tp.ids])
             .await?;

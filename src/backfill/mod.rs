@@ -18,6 +18,7 @@
 //! interrupted run continues, and backfilling overlapping inputs gives the battles of their
 //! union.
 
+mod pending;
 pub mod progress;
 pub mod read;
 pub(crate) mod writer;
@@ -34,6 +35,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::ingest::{IngestContext, Shape};
+use pending::Pending;
 use progress::Progress;
 use read::read_inputs;
 use writer::Writer;
@@ -66,6 +68,8 @@ pub struct BackfillOptions {
     /// takes a few KB). Inputs larger than this are clustered batch by batch, each batch
     /// merging with what the earlier ones stored, exactly.
     pub read_batch: usize,
+    /// Database connections writing at once (different battles in each).
+    pub writers: usize,
 }
 
 impl BackfillOptions {
@@ -80,6 +84,7 @@ impl BackfillOptions {
             emit_events: false,
             parsers: cores,
             read_batch: DEFAULT_READ_BATCH,
+            writers: cores.clamp(1, 4),
         }
     }
 }
@@ -150,6 +155,8 @@ pub fn backfill(
             chunk: options.chunk,
             suppress_events: !options.emit_events,
             lateness: chrono::Duration::zero(),
+            hold_until_final: true,
+            writers: options.writers,
         },
         progress,
     );
@@ -158,6 +165,7 @@ pub fn backfill(
         sweep.rejected = rejected;
         sweep.run(batch, BatchExtras::default())
     })?;
+    sweep.write_held()?;
     let read_time = reading.elapsed().saturating_sub(sweep.sweep_time);
     drop(stored_ids);
 
@@ -181,6 +189,8 @@ pub fn backfill(
         .into_iter()
         .map(|(k, n)| (k, n as i64))
         .collect();
+    // The record counts say the inputs are done: they commit after everything else.
+    summary.sink_wait += writer.flush()?;
     summary.sink_wait += writer.send(StepChanges {
         offsets,
         ..StepChanges::default()
@@ -222,12 +232,19 @@ pub(crate) struct SweepOptions {
     /// a stream's partitions deliver out of time order, and a killmail that reaches back into
     /// evicted battles costs a wait for the writer and a read of their rows.
     pub lateness: chrono::Duration,
+    /// Write each battle once, when it is final (backfill), instead of at every step it
+    /// changes in (the live service, whose readers want battles as they grow).
+    pub hold_until_final: bool,
+    /// Transactions in flight at once with `hold_until_final` (the live service writes in
+    /// order, one at a time).
+    pub writers: usize,
 }
 
 /// What goes into the transaction of a batch's last chunk besides its battles and killmails.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct BatchExtras {
-    /// Source positions the batch reaches (committed with the killmails that came before them).
+    /// Source positions the batch reaches (committed with the killmails that came before them;
+    /// so none with `hold_until_final`, which commits killmails later than their batch).
     pub offsets: Vec<(String, i64)>,
     /// The batch's records that could not become killmails.
     pub rejections: Vec<battles_sink::RejectionRow>,
@@ -248,6 +265,8 @@ pub(crate) struct Sweep<'a> {
     lateness: chrono::Duration,
     chunk: usize,
     suppress_events: bool,
+    /// With `hold_until_final`: what waits for its battle to be final.
+    pending: Option<Pending>,
     largest: Largest,
     summary: BackfillSummary,
     total: u64,
@@ -271,13 +290,23 @@ impl<'a> Sweep<'a> {
         Sweep {
             sink: sink.clone(),
             runtime,
-            writer: Writer::start(sink, runtime),
+            // Steps of battles written once have no order between them.
+            writer: Writer::start(
+                sink,
+                runtime,
+                if options.hold_until_final {
+                    options.writers
+                } else {
+                    1
+                },
+            ),
             engine,
             stored_times,
             window: options.window,
             lateness: options.lateness,
             chunk: options.chunk.max(1),
             suppress_events: options.suppress_events,
+            pending: options.hold_until_final.then(Pending::default),
             largest: Largest::default(),
             summary: BackfillSummary::default(),
             total: 0,
@@ -287,8 +316,28 @@ impl<'a> Sweep<'a> {
         }
     }
 
+    /// Writes everything held back for its battle to be final (the end of the input: nothing
+    /// can change any more).
+    pub(crate) fn write_held(&mut self) -> anyhow::Result<()> {
+        let Some(pending) = self.pending.as_mut() else {
+            return Ok(());
+        };
+        let held = pending.take_all();
+        if !held.is_empty() {
+            self.summary.sink_wait += self.writer.send(StepChanges {
+                battles: held.battles,
+                killmails_inserted: held.killmails,
+                suppress_events: self.suppress_events,
+                rows_are_new: true,
+                ..StepChanges::default()
+            })?;
+        }
+        Ok(())
+    }
+
     /// Waits until every write committed; returns what they did and the engine.
-    pub(crate) fn finish(self) -> anyhow::Result<(writer::Applied, Engine)> {
+    pub(crate) fn finish(mut self) -> anyhow::Result<(writer::Applied, Engine)> {
+        self.write_held()?;
         let applied = self.writer.finish()?;
         Ok((applied, self.engine))
     }
@@ -366,12 +415,33 @@ impl<'a> Sweep<'a> {
                     changes = eviction.unexpected.changes.len(),
                     "evicting closed battles changed other battles; writing the changes"
                 );
-                self.summary.sink_wait += self.writer.send(StepChanges {
-                    battles: eviction.unexpected.changes,
-                    status,
-                    suppress_events,
-                    ..StepChanges::default()
-                })?;
+                match self.pending.as_mut() {
+                    Some(pending) => pending.observe(eviction.unexpected.changes, Vec::new()),
+                    None => {
+                        self.summary.sink_wait += self.writer.send(StepChanges {
+                            battles: eviction.unexpected.changes,
+                            status,
+                            suppress_events,
+                            ..StepChanges::default()
+                        })?
+                    }
+                }
+            }
+            if let Some(pending) = self.pending.as_mut() {
+                // What the eviction made final goes out with its killmails.
+                let done =
+                    pending.take_final(&self.engine, first - self.lateness - self.window * 2);
+                if !done.is_empty() {
+                    self.summary.sink_wait += self.writer.send(StepChanges {
+                        battles: done.battles,
+                        killmails_inserted: done.killmails,
+                        status,
+                        suppress_events,
+                        // Held killmails are unstored, and a battle is created once.
+                        rows_are_new: true,
+                        ..StepChanges::default()
+                    })?;
+                }
             }
 
             let (from, to) = (
@@ -388,6 +458,9 @@ impl<'a> Sweep<'a> {
                 let t = Instant::now();
                 let before = self.engine.resident().killmails();
                 let back = self.engine.rehydrate(neighbourhood)?;
+                if let Some(pending) = self.pending.as_mut() {
+                    pending.observe_stored(&back.changes);
+                }
                 self.summary.rehydrated += (self.engine.resident().killmails() - before) as u64;
                 self.summary.engine_time += t.elapsed();
                 if back
@@ -415,19 +488,24 @@ impl<'a> Sweep<'a> {
                 .peak_resident_killmails
                 .max(self.engine.resident().killmails());
             self.largest.observe(&out.changes);
-            let (offsets, rejections) = match rest.is_empty() {
-                true => extras.take().unwrap_or_default(),
-                false => Default::default(),
-            };
-            self.summary.sink_wait += self.writer.send(StepChanges {
-                battles: out.changes,
-                killmails_inserted: stored_copy,
-                offsets,
-                rejections,
-                status,
-                suppress_events,
-                ..StepChanges::default()
-            })?;
+            if let Some(pending) = self.pending.as_mut() {
+                // Written when final; the batch's extras go at its end, below.
+                pending.observe(out.changes, stored_copy);
+            } else {
+                let (offsets, rejections) = match rest.is_empty() {
+                    true => extras.take().unwrap_or_default(),
+                    false => Default::default(),
+                };
+                self.summary.sink_wait += self.writer.send(StepChanges {
+                    battles: out.changes,
+                    killmails_inserted: stored_copy,
+                    offsets,
+                    rejections,
+                    status,
+                    suppress_events,
+                    ..StepChanges::default()
+                })?;
+            }
             // Progress counts what has committed, not what is queued.
             let (committed, created, ended) = self.writer.progress();
             self.progress.clustered(

@@ -1,13 +1,17 @@
-//! The backfill's writer: a task on the database runtime that applies steps one after the
-//! other, in order, each in its own transaction, while the engine computes the next one. The
-//! queue holds at most two steps, so a slow database slows the engine down instead of filling
-//! memory.
+//! The backfill's writer: a task on the database runtime that applies steps, each in its own
+//! transaction, while the engine computes the next one. With one connection the steps commit in
+//! order (the live service: a battle's later state must land after its earlier one); a backfill
+//! that writes each battle once, when final, has no order between its steps and keeps several
+//! transactions in flight on several connections, so PostgreSQL works on every core it has. The
+//! queue holds at most two steps beyond those in flight, so a slow database slows the engine
+//! down instead of filling memory. A flush waits for everything in flight.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
-use battles_sink::{AppliedStats, Sink, StepChanges};
+use battles_sink::{AppliedStats, Sink, SinkError, StepChanges};
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -47,6 +51,57 @@ fn record_metrics(stats: &AppliedStats, took: Duration) {
     metrics::histogram!("battle_commit_duration_seconds").record(took.as_secs_f64());
 }
 
+/// The writer task: applies queued steps with up to `in_flight` transactions open.
+async fn write_steps(
+    sink: Arc<Sink>,
+    mut queue: mpsc::Receiver<Job>,
+    sums: Arc<Mutex<Applied>>,
+    in_flight: usize,
+) -> anyhow::Result<()> {
+    let apply = |changes: StepChanges| {
+        let sink = sink.clone();
+        async move {
+            let t = Instant::now();
+            let stats = sink.apply(changes).await?;
+            Ok::<_, SinkError>((stats, t.elapsed()))
+        }
+    };
+    let record = |done: Result<(AppliedStats, Duration), SinkError>| -> anyhow::Result<()> {
+        let (stats, took) = done?;
+        record_metrics(&stats, took);
+        let mut sums = sums.lock().expect("applied lock");
+        sums.add(&stats);
+        sums.latencies.push(took);
+        Ok(())
+    };
+    let mut running = FuturesUnordered::new();
+    loop {
+        if running.len() >= in_flight {
+            if let Some(done) = running.next().await {
+                record(done)?;
+            }
+            continue;
+        }
+        tokio::select! {
+            job = queue.recv() => match job {
+                Some(Job::Apply(changes)) => running.push(apply(changes)),
+                Some(Job::Flush(reply)) => {
+                    while let Some(done) = running.next().await {
+                        record(done)?;
+                    }
+                    let _ = reply.send(());
+                }
+                None => break,
+            },
+            Some(done) = running.next(), if !running.is_empty() => record(done)?,
+        }
+    }
+    while let Some(done) = running.next().await {
+        record(done)?;
+    }
+    Ok(())
+}
+
 /// Handle of the writer task.
 pub struct Writer {
     jobs: mpsc::Sender<Job>,
@@ -56,28 +111,12 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn start(sink: Arc<Sink>, runtime: &tokio::runtime::Runtime) -> Writer {
-        let (jobs, mut queue) = mpsc::channel::<Job>(2);
+    /// Starts a writer keeping up to `in_flight` transactions open at once (1: in order).
+    pub fn start(sink: Arc<Sink>, runtime: &tokio::runtime::Runtime, in_flight: usize) -> Writer {
+        let in_flight = in_flight.max(1);
+        let (jobs, queue) = mpsc::channel::<Job>(2);
         let applied = Arc::new(Mutex::new(Applied::default()));
-        let sums = applied.clone();
-        let task = runtime.spawn(async move {
-            while let Some(job) = queue.recv().await {
-                match job {
-                    Job::Apply(changes) => {
-                        let t = Instant::now();
-                        let stats = sink.apply(changes).await?;
-                        record_metrics(&stats, t.elapsed());
-                        let mut sums = sums.lock().expect("applied lock");
-                        sums.add(&stats);
-                        sums.latencies.push(t.elapsed());
-                    }
-                    Job::Flush(done) => {
-                        let _ = done.send(());
-                    }
-                }
-            }
-            Ok(())
-        });
+        let task = runtime.spawn(write_steps(sink, queue, applied.clone(), in_flight));
         Writer {
             jobs,
             task: Mutex::new(Some(task)),

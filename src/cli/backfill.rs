@@ -71,6 +71,10 @@ pub struct BackfillArgs {
     #[arg(long, value_name = "N", default_value_t = DEFAULT_READ_BATCH)]
     pub read_batch: usize,
 
+    /// Database connections writing at once [default: the number of cores, at most 4].
+    #[arg(long, value_name = "N")]
+    pub writers: Option<usize>,
+
     /// Also write battle.created / battle.updated events to the outbox.
     #[arg(long)]
     pub emit_events: bool,
@@ -113,6 +117,10 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<ExitCode> {
         read_batch: args.read_batch,
         emit_events: args.emit_events,
         ..BackfillOptions::new(Vec::new())
+    };
+    let options = BackfillOptions {
+        writers: args.writers.unwrap_or(options.writers),
+        ..options
     };
     let progress = if args.quiet {
         Progress::hidden()

@@ -160,6 +160,8 @@ fn stream(
             chunk: options.chunk,
             suppress_events: false,
             lateness: options.lateness,
+            hold_until_final: false,
+            writers: 1,
         },
         &progress,
     );
