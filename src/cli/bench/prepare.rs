@@ -1,9 +1,9 @@
 //! Untimed input preparation for `battles bench --peer / --incremental`, with the project's own
 //! ingest: the SQL peer reads only the enriched shape, so any input (ESI, RedisQ, gzip, arrays)
 //! is converted to one enriched JSONL file of its distinct valid killmails; the incremental run
-//! needs the input cut at the middle of its time range, so every record is copied, in its own
-//! shape, to a first-half or a second-half file (records that do not parse go to the first half,
-//! where the backfill rejects them as it would have).
+//! needs the input cut at the middle of its time range (its earliest and latest 0.1% left out),
+//! so every record is copied, in its own shape, to a first-half or a second-half file (records
+//! that do not parse go to the first half, where the backfill rejects them as it would have).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -173,13 +173,15 @@ pub fn prepare(
     Ok(Prepared { peer_whole, halves })
 }
 
-/// The middle of the killmail times of the valid records of `inputs`.
+/// The middle of the time range of the valid killmails of `inputs`, leaving out the earliest
+/// and the latest [`TRIMMED_PER_MILLE`] per mille: a stray old or future killmail (a sample file
+/// in the directory, a bad clock) would otherwise decide where the cut falls.
 fn middle_of_time_range(
     inputs: &[PathBuf],
     ctx: &IngestContext,
     max_record_bytes: usize,
 ) -> anyhow::Result<DateTime<Utc>> {
-    let mut range: Option<(DateTime<Utc>, DateTime<Utc>)> = None;
+    let mut times = Vec::new();
     let mut sources = open_sources(inputs)?.with_max_record_bytes(max_record_bytes);
     while let Some(record) = sources.next_record() {
         let record = record?;
@@ -187,16 +189,20 @@ fn middle_of_time_range(
             continue;
         }
         if let Ok(parsed) = parse_record(record.bytes, ctx) {
-            let t = parsed.killmail.killmail_time;
-            range = Some(match range {
-                None => (t, t),
-                Some((lo, hi)) => (lo.min(t), hi.max(t)),
-            });
+            times.push(parsed.killmail.killmail_time);
         }
     }
-    let (lo, hi) = range.context("the input holds no valid killmail to split")?;
-    Ok(middle(lo, hi))
+    anyhow::ensure!(
+        !times.is_empty(),
+        "the input holds no valid killmail to split"
+    );
+    times.sort_unstable();
+    let trimmed = times.len() * TRIMMED_PER_MILLE / 1000;
+    Ok(middle(times[trimmed], times[times.len() - 1 - trimmed]))
 }
+
+/// Killmails per thousand left out at each end of the time range before taking its middle.
+const TRIMMED_PER_MILLE: usize = 1;
 
 /// The instant halfway from `lo` to `hi`, to the second.
 fn middle(lo: DateTime<Utc>, hi: DateTime<Utc>) -> DateTime<Utc> {
@@ -206,6 +212,14 @@ fn middle(lo: DateTime<Utc>, hi: DateTime<Utc>) -> DateTime<Utc> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A context whose "now" follows the test killmails.
+    fn test_context() -> IngestContext {
+        IngestContext {
+            fixed_now: Some("2022-01-01T00:00:00Z".parse().unwrap()),
+            ..IngestContext::default()
+        }
+    }
 
     fn enriched_line(id: i64, time: &str) -> String {
         serde_json::json!({
@@ -217,6 +231,21 @@ mod tests {
             "iskValue": 1000
         })
         .to_string()
+    }
+
+    #[test]
+    fn a_stray_killmail_does_not_move_the_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.jsonl");
+        let mut lines = vec![enriched_line(1, "2015-01-01T00:00:00Z")];
+        for i in 0..2000 {
+            let day = if i < 1000 { 27 } else { 28 };
+            lines.push(enriched_line(10 + i, &format!("2021-11-{day}T12:00:00Z")));
+        }
+        std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+        let ctx = test_context();
+        let at = middle_of_time_range(&[input], &ctx, 1 << 20).unwrap();
+        assert_eq!(at, "2021-11-28T00:00:00Z".parse::<DateTime<Utc>>().unwrap());
     }
 
     #[test]
@@ -242,8 +271,7 @@ mod tests {
             enriched_line(4, "2021-11-29T00:00:00Z"),
         ];
         std::fs::write(&input, lines.join("\n") + "\n").unwrap();
-        let mut ctx = IngestContext::default();
-        ctx.fixed_now = Some("2022-01-01T00:00:00Z".parse().unwrap());
+        let ctx = test_context();
         let wanted = Wanted {
             peer: true,
             halves: true,
