@@ -249,6 +249,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                         Arc::new(runtime.block_on(Sink::connect(SinkConfig::new(db.url.clone())))?);
                     let first_options = backfill_options(&args, vec![halves.first.clone()]);
                     let first = backfill(sink.clone(), &runtime, &first_options, &progress(&args))?;
+                    wait_for_writer_lock_release(&runtime, &sink)?;
                     memory::reset_peak();
                     let second_options = backfill_options(&args, vec![halves.second.clone()]);
                     let second = backfill(sink, &runtime, &second_options, &progress(&args))?;
@@ -341,6 +342,43 @@ fn in_scratch_database<T>(
         .block_on(db.drop_database())
         .context("dropping the scratch database")?;
     outcome
+}
+
+/// Waits (up to 30 s) until no session of the scratch database holds an advisory lock: a
+/// finished backfill's writer lock goes when its connection's server session ends, which is
+/// shortly after the backfill returns, and the next backfill would find it still taken.
+fn wait_for_writer_lock_release(
+    runtime: &tokio::runtime::Runtime,
+    sink: &Sink,
+) -> anyhow::Result<()> {
+    const PATIENCE: Duration = Duration::from_secs(30);
+    runtime.block_on(async {
+        let client = sink
+            .pool()
+            .get()
+            .await
+            .context("connecting to the scratch database")?;
+        let started = Instant::now();
+        loop {
+            let held: i64 = client
+                .query_one(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted
+                       AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                    &[],
+                )
+                .await?
+                .get(0);
+            if held == 0 {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                started.elapsed() < PATIENCE,
+                "the first half's writer lock was still held {} s after its backfill",
+                PATIENCE.as_secs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
 }
 
 /// The peer on the whole input and, with `--incremental`, on the second half alone (its method
