@@ -37,6 +37,30 @@ pub enum SinkError {
         battle_id: uuid::Uuid,
         message: String,
     },
+    #[error(
+        "a bulk load needs this database's writer lock (Sink::lock_writer), and no session \
+         holds it"
+    )]
+    BulkLoadWithoutWriterLock,
+    #[error(
+        "a bulk load is in progress or was interrupted: {objects} dropped indexes and \
+         constraints are recorded in bulk_load_dropped_objects; finish it (or let the next \
+         command repair it) before beginning another"
+    )]
+    BulkLoadPending { objects: i64 },
+    #[error(
+        "rebuilding the indexes and constraints a bulk load dropped failed; \
+         bulk_load_dropped_objects keeps the {pending} still missing, so the rebuild is retried \
+         by the next command (repair_interrupted_bulk_load) once the cause is removed: {}",
+        .failures.join("; ")
+    )]
+    BulkRebuild { failures: Vec<String>, pending: i64 },
+    #[error("bulk-load marker row {table}.{name} is not understood: {message}")]
+    BulkMarker {
+        table: String,
+        name: String,
+        message: String,
+    },
     #[error("gave up after {attempts} attempts; last error: {last}")]
     RetriesExhausted { attempts: u32, last: Box<SinkError> },
 }

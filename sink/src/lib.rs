@@ -4,8 +4,11 @@
 //! - [`Sink`]: a pooled writer whose [`Sink::apply`] writes one engine step
 //!   ([`StepChanges`]) in one transaction, retrying while PostgreSQL is away.
 //! - [`server`]: finds a PostgreSQL server or starts a private one.
+//! - [`bulk`]: bulk-load mode, indexes and keys dropped while a backfill fills an empty
+//!   database ([`Sink::begin_bulk_load`], [`BulkLoad::finish`]) and repaired after a crash.
 //! - [`TestDatabase`]: a throwaway, migrated database for tests.
 
+pub mod bulk;
 pub mod changes;
 mod copy;
 pub mod error;
@@ -22,6 +25,10 @@ pub mod testdb;
 pub mod text;
 mod write;
 
+pub use bulk::{
+    repair_interrupted_bulk_load, schema_fingerprint, BulkLoad, BulkLoadOptions, BulkReport,
+    DroppedKind, DroppedObject, RebuiltObject, RepairOutcome, BULK_TABLES,
+};
 pub use changes::{BattleStatus, RejectionRow, SourcePosition, StatusRule, StepChanges};
 pub use error::SinkError;
 pub use jobs::{Job, JobKind, JobQueue, JobStep, Priority};

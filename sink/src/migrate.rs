@@ -16,13 +16,16 @@ mod embedded {
 /// (two service instances starting at once).
 const MIGRATION_LOCK_KEY: i64 = 0x6261_7474_6c65_7301;
 
-/// Applies every migration not yet applied. Idempotent.
+/// Applies every migration not yet applied. Idempotent. First rebuilds what an interrupted bulk
+/// load left dropped ([`crate::bulk::repair_interrupted_bulk_load`]), so every command that
+/// prepares its database starts from a whole schema.
 pub async fn migrate(client: &mut Client) -> Result<refinery::Report, SinkError> {
     migrate_to(client, None).await
 }
 
-/// Applies migrations up to and including `version` (all when `None`). Tests use it to build a
-/// database at an older version and upgrade it.
+/// Applies migrations up to and including `version` (all when `None`), after repairing an
+/// interrupted bulk load as [`migrate`] does. Tests use it to build a database at an older
+/// version and upgrade it.
 pub async fn migrate_to(
     client: &mut Client,
     version: Option<i32>,
@@ -34,10 +37,16 @@ pub async fn migrate_to(
         Some(v) => refinery::Target::Version(v),
         None => refinery::Target::Latest,
     };
-    let result = embedded::migrations::runner()
-        .set_target(target)
-        .run_async(client)
-        .await;
+    // A bulk load a dead process left unfinished is repaired before migrating, so migrations
+    // meet the schema they were written against (and the record's definitions stay current).
+    let result = match crate::bulk::repair_interrupted_bulk_load(client).await {
+        Ok(_) => embedded::migrations::runner()
+            .set_target(target)
+            .run_async(client)
+            .await
+            .map_err(SinkError::from),
+        Err(e) => Err(e),
+    };
     // The lock also goes away with the session; unlocking is a courtesy to pooled sessions.
     let unlock = client
         .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK_KEY])

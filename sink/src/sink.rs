@@ -67,7 +67,7 @@ impl SinkConfig {
 }
 
 /// The advisory lock key that makes one process the battles writer of a database.
-const WRITER_LOCK_KEY: i64 = 0x0062_6174_746c_6573; // "battles"
+pub(crate) const WRITER_LOCK_KEY: i64 = 0x0062_6174_746c_6573; // "battles"
 
 /// Held while this process is the database's battles writer; dropping it closes its own
 /// connection, which releases the lock (so does the process dying).
