@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use battles::backfill::progress::Progress;
-use battles::backfill::{backfill, BackfillOptions, BackfillSummary};
+use battles::backfill::{backfill, BackfillOptions, BackfillSummary, BulkMode};
 use battles_dataflow::{reference, EngineConfig};
 use battles_sink::{BattleStatus, TestDatabase};
 use common::{assert_same_tables, generated, parse_all, read_lines, runtime, write_lines, Status};
@@ -31,10 +31,22 @@ fn run_batched(
     chunk: usize,
     read_batch: usize,
 ) -> BackfillSummary {
+    run_with(rt, db, paths, chunk, read_batch, BulkMode::Auto)
+}
+
+fn run_with(
+    rt: &tokio::runtime::Runtime,
+    db: &TestDatabase,
+    paths: &[PathBuf],
+    chunk: usize,
+    read_batch: usize,
+    bulk: BulkMode,
+) -> BackfillSummary {
     let sink = Arc::new(rt.block_on(db.sink()).unwrap());
     let options = BackfillOptions {
         chunk,
         read_batch,
+        bulk,
         engine: EngineConfig {
             workers: 2,
             ..EngineConfig::default()
@@ -140,6 +152,93 @@ fn halves_reverse_order_and_repeats_give_identical_tables() {
     }
 }
 
+/// The schema as the catalog describes it (indexes, keys, foreign keys, triggers, columns).
+fn fingerprint(rt: &tokio::runtime::Runtime, db: &TestDatabase) -> Vec<String> {
+    rt.block_on(async {
+        let client = db.connect().await.unwrap();
+        battles_sink::schema_fingerprint(&client).await.unwrap()
+    })
+}
+
+#[test]
+fn bulk_loads_and_row_by_row_loads_give_identical_tables_and_the_migrated_schema() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let file = generated(dir.path(), 14, 2);
+    let lines = read_lines(&file);
+    let mid = lines.len() / 2;
+    let first = write_lines(&dir.path().join("first.jsonl"), &lines[..mid]);
+    let second = write_lines(&dir.path().join("second.jsonl"), &lines[mid..]);
+    let fresh = rt.block_on(TestDatabase::create()).unwrap();
+    let migrated = fingerprint(&rt, &fresh);
+
+    let rows = rt.block_on(TestDatabase::create()).unwrap();
+    let s = run_with(
+        &rt,
+        &rows,
+        std::slice::from_ref(&file),
+        400,
+        usize::MAX,
+        BulkMode::Never,
+    );
+    assert!(!s.bulk_loaded);
+    let expected = rt.block_on(common::dump(&rows, Status::Compared));
+    assert!(expected["battles"].len() > 100);
+
+    // Into an empty database, `auto` bulk-loads.
+    let bulk = rt.block_on(TestDatabase::create()).unwrap();
+    let s = run_with(
+        &rt,
+        &bulk,
+        std::slice::from_ref(&file),
+        400,
+        usize::MAX,
+        BulkMode::Auto,
+    );
+    assert!(s.bulk_loaded, "an empty database is bulk-loaded");
+    assert_same_tables(
+        &expected,
+        &rt.block_on(common::dump(&bulk, Status::Compared)),
+        "bulk",
+    );
+    assert_eq!(
+        fingerprint(&rt, &bulk),
+        migrated,
+        "the schema after a bulk load"
+    );
+
+    // Incremental: the first half (bulk), then the second into the database holding it, once
+    // row by row (`auto` on a non-empty database) and once forced in bulk; in read batches
+    // that merge with what earlier batches wrote (the bulk load ends at the first update).
+    for (name, mode) in [("auto", BulkMode::Auto), ("always", BulkMode::Always)] {
+        let db = rt.block_on(TestDatabase::create()).unwrap();
+        run_with(
+            &rt,
+            &db,
+            std::slice::from_ref(&first),
+            300,
+            usize::MAX,
+            BulkMode::Auto,
+        );
+        let s = run_with(&rt, &db, std::slice::from_ref(&second), 300, 500, mode);
+        assert_eq!(s.bulk_loaded, mode == BulkMode::Always, "{name}");
+        assert!(
+            s.rehydrated > 0,
+            "{name}: the second half merged with the first"
+        );
+        assert_same_tables(
+            &expected,
+            &rt.block_on(common::dump(&db, Status::Compared)),
+            &format!("incremental, {name}"),
+        );
+        assert_eq!(fingerprint(&rt, &db), migrated, "incremental, {name}");
+        rt.block_on(db.drop_database()).unwrap();
+    }
+    for db in [fresh, rows, bulk] {
+        rt.block_on(db.drop_database()).unwrap();
+    }
+}
+
 #[test]
 fn kill_9_mid_backfill_then_rerun_gives_the_uninterrupted_tables() {
     let rt = runtime();
@@ -209,6 +308,13 @@ fn kill_9_mid_backfill_then_rerun_gives_the_uninterrupted_tables() {
         &expected,
         &rt.block_on(common::dump(&db, Status::Compared)),
         "after kill -9",
+    );
+    // The first run bulk-loaded an empty database and died without its indexes: the next
+    // start repaired them.
+    assert_eq!(
+        fingerprint(&rt, &db),
+        fingerprint(&rt, &reference_db),
+        "the schema after kill -9 of bulk loads"
     );
     rt.block_on(db.drop_database()).unwrap();
     rt.block_on(reference_db.drop_database()).unwrap();

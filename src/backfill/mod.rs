@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use battles_dataflow::{BattleChange, BattleReport, Engine, EngineConfig, Killmail};
-use battles_sink::{Sink, StatusRule, StepChanges};
+use battles_sink::{BulkLoad, Sink, StatusRule, StepChanges, WriterLock};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -49,6 +49,21 @@ pub const DEFAULT_READ_BATCH: usize = 200_000;
 
 /// Rejections per transaction when storing them.
 const REJECTIONS_PER_TX: usize = 5_000;
+
+/// Whether a backfill loads with the indexes and keys of the battle tables dropped, building
+/// them at the end ([`BulkLoad`]): far faster into an empty database, and only safe while no one
+/// else writes to it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BulkMode {
+    /// When the battle tables are empty.
+    #[default]
+    Auto,
+    /// Always (`--bulk`): on a database holding battles, for a writer who knows no one else
+    /// reads or writes it meanwhile.
+    Always,
+    /// Never: every index is maintained row by row.
+    Never,
+}
 
 /// How a backfill runs.
 #[derive(Clone, Debug)]
@@ -70,6 +85,8 @@ pub struct BackfillOptions {
     pub read_batch: usize,
     /// Database connections writing at once (different battles in each).
     pub writers: usize,
+    /// Load with indexes and keys dropped (see [`BulkMode`]).
+    pub bulk: BulkMode,
 }
 
 impl BackfillOptions {
@@ -85,6 +102,7 @@ impl BackfillOptions {
             parsers: cores,
             read_batch: DEFAULT_READ_BATCH,
             writers: cores.clamp(1, 4),
+            bulk: BulkMode::Auto,
         }
     }
 }
@@ -120,6 +138,10 @@ pub struct BackfillSummary {
     /// Duration of each database transaction.
     pub sink_steps: Vec<Duration>,
     pub total_time: Duration,
+    /// The run loaded with the indexes and keys dropped.
+    pub bulk_loaded: bool,
+    /// Time rebuilding them.
+    pub index_build: Duration,
     /// The largest battles this run created or changed, largest first (at most 5).
     pub largest: Vec<BattleReport>,
 }
@@ -139,7 +161,8 @@ pub fn backfill(
 ) -> anyhow::Result<BackfillSummary> {
     let started = Instant::now();
     // One writer per database: held until this function returns.
-    let _writer_lock = runtime.block_on(sink.lock_writer())?;
+    let writer_lock = runtime.block_on(sink.lock_writer())?;
+    let bulk = begin_bulk(&sink, runtime, &writer_lock, options.bulk)?;
     let stored_times = runtime
         .block_on(sink.stored_killmail_times())
         .context("reading the stored killmails")?;
@@ -160,6 +183,7 @@ pub fn backfill(
         },
         progress,
     );
+    sweep.bulk = bulk;
     let reading = Instant::now();
     let outcome = read_inputs(options, &stored_ids, progress, |batch, rejected| {
         sweep.rejected = rejected;
@@ -169,6 +193,7 @@ pub fn backfill(
     let read_time = reading.elapsed().saturating_sub(sweep.sweep_time);
     drop(stored_ids);
 
+    sweep.end_bulk()?;
     let Sweep {
         writer,
         engine,
@@ -216,6 +241,33 @@ pub fn backfill(
     summary.largest = largest.top(5);
     summary.total_time = started.elapsed();
     Ok(summary)
+}
+
+/// Begins a bulk load when `mode` asks for one (for `Auto`: when the battle tables are empty).
+fn begin_bulk<'w>(
+    sink: &Sink,
+    runtime: &tokio::runtime::Runtime,
+    lock: &'w WriterLock,
+    mode: BulkMode,
+) -> anyhow::Result<Option<BulkLoad<'w>>> {
+    let wanted = match mode {
+        BulkMode::Never => false,
+        BulkMode::Always => true,
+        BulkMode::Auto => runtime
+            .block_on(sink.bulk_tables_empty())
+            .context("checking whether the database is empty")?,
+    };
+    if !wanted {
+        return Ok(None);
+    }
+    let load = runtime
+        .block_on(sink.begin_bulk_load(lock))
+        .context("dropping the indexes for a bulk load")?;
+    tracing::info!(
+        objects = load.dropped().len(),
+        "bulk load: indexes and keys dropped until the end of the run"
+    );
+    Ok(Some(load))
 }
 
 /// How a [`Sweep`] writes.
@@ -267,6 +319,8 @@ pub(crate) struct Sweep<'a> {
     suppress_events: bool,
     /// With `hold_until_final`: what waits for its battle to be final.
     pending: Option<Pending>,
+    /// A bulk load in progress: only new rows may be written until it ends.
+    bulk: Option<BulkLoad<'a>>,
     largest: Largest,
     summary: BackfillSummary,
     total: u64,
@@ -307,6 +361,7 @@ impl<'a> Sweep<'a> {
             chunk: options.chunk.max(1),
             suppress_events: options.suppress_events,
             pending: options.hold_until_final.then(Pending::default),
+            bulk: None,
             largest: Largest::default(),
             summary: BackfillSummary::default(),
             total: 0,
@@ -314,6 +369,38 @@ impl<'a> Sweep<'a> {
             progress,
             sweep_time: Duration::ZERO,
         }
+    }
+
+    /// Queues `changes` for the writer. A step that changes stored rows (a later read batch
+    /// merging with battles an earlier one wrote) needs the keys back: the bulk load ends
+    /// first.
+    fn send(&mut self, changes: StepChanges) -> anyhow::Result<()> {
+        let inserts_only = changes.killmails_retracted.is_empty()
+            && changes
+                .battles
+                .iter()
+                .all(|c| matches!(c, BattleChange::Created(_)));
+        if !inserts_only && self.bulk.is_some() {
+            tracing::info!("a step updates stored battles: ending the bulk load first");
+            self.end_bulk()?;
+        }
+        self.summary.sink_wait += self.writer.send(changes)?;
+        Ok(())
+    }
+
+    /// Ends a bulk load in progress: waits for every write, then rebuilds the indexes and keys.
+    pub(crate) fn end_bulk(&mut self) -> anyhow::Result<()> {
+        let Some(load) = self.bulk.take() else {
+            return Ok(());
+        };
+        self.summary.sink_wait += self.writer.flush()?;
+        let report = self
+            .runtime
+            .block_on(load.finish())
+            .context("rebuilding the indexes and keys after the bulk load")?;
+        self.summary.bulk_loaded = true;
+        self.summary.index_build += report.elapsed;
+        Ok(())
     }
 
     /// Writes everything held back for its battle to be final (the end of the input: nothing
@@ -324,7 +411,7 @@ impl<'a> Sweep<'a> {
         };
         let held = pending.take_all();
         if !held.is_empty() {
-            self.summary.sink_wait += self.writer.send(StepChanges {
+            self.send(StepChanges {
                 battles: held.battles,
                 killmails_inserted: held.killmails,
                 suppress_events: self.suppress_events,
@@ -358,7 +445,7 @@ impl<'a> Sweep<'a> {
                 changes = eviction.unexpected.changes.len(),
                 "forgetting rewritten battles changed other battles; writing the changes"
             );
-            self.summary.sink_wait += self.writer.send(StepChanges {
+            self.send(StepChanges {
                 battles: eviction.unexpected.changes,
                 suppress_events: self.suppress_events,
                 ..StepChanges::default()
@@ -417,14 +504,12 @@ impl<'a> Sweep<'a> {
                 );
                 match self.pending.as_mut() {
                     Some(pending) => pending.observe(eviction.unexpected.changes, Vec::new()),
-                    None => {
-                        self.summary.sink_wait += self.writer.send(StepChanges {
-                            battles: eviction.unexpected.changes,
-                            status,
-                            suppress_events,
-                            ..StepChanges::default()
-                        })?
-                    }
+                    None => self.send(StepChanges {
+                        battles: eviction.unexpected.changes,
+                        status,
+                        suppress_events,
+                        ..StepChanges::default()
+                    })?,
                 }
             }
             if let Some(pending) = self.pending.as_mut() {
@@ -432,7 +517,7 @@ impl<'a> Sweep<'a> {
                 let done =
                     pending.take_final(&self.engine, first - self.lateness - self.window * 2);
                 if !done.is_empty() {
-                    self.summary.sink_wait += self.writer.send(StepChanges {
+                    self.send(StepChanges {
                         battles: done.battles,
                         killmails_inserted: done.killmails,
                         status,
@@ -496,7 +581,7 @@ impl<'a> Sweep<'a> {
                     true => extras.take().unwrap_or_default(),
                     false => Default::default(),
                 };
-                self.summary.sink_wait += self.writer.send(StepChanges {
+                self.send(StepChanges {
                     battles: out.changes,
                     killmails_inserted: stored_copy,
                     offsets,
@@ -517,7 +602,7 @@ impl<'a> Sweep<'a> {
         }
         if let Some((offsets, rejections)) = extras.take() {
             if !offsets.is_empty() || !rejections.is_empty() {
-                self.summary.sink_wait += self.writer.send(StepChanges {
+                self.send(StepChanges {
                     offsets,
                     rejections,
                     status,

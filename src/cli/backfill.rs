@@ -12,7 +12,7 @@ use clap::Args;
 
 use crate::backfill::progress::Progress;
 use crate::backfill::{
-    backfill, BackfillOptions, BackfillSummary, DEFAULT_CHUNK, DEFAULT_READ_BATCH,
+    backfill, BackfillOptions, BackfillSummary, BulkMode, DEFAULT_CHUNK, DEFAULT_READ_BATCH,
 };
 use crate::config::{Config, Overrides};
 use crate::ingest::IngestContext;
@@ -75,6 +75,12 @@ pub struct BackfillArgs {
     #[arg(long, value_name = "N")]
     pub writers: Option<usize>,
 
+    /// Load with the battle tables' indexes and keys dropped, building them at the end: `auto`
+    /// when the tables are empty, `always` (only on a database no one else reads or writes
+    /// meanwhile), `never`.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = Bulk::Auto)]
+    pub bulk: Bulk,
+
     /// Also write battle.created / battle.updated events to the outbox.
     #[arg(long)]
     pub emit_events: bool,
@@ -86,6 +92,14 @@ pub struct BackfillArgs {
     /// Print no progress (log lines or bar).
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// `--bulk` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Bulk {
+    Auto,
+    Always,
+    Never,
 }
 
 pub fn run(args: BackfillArgs) -> anyhow::Result<ExitCode> {
@@ -120,6 +134,11 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<ExitCode> {
     };
     let options = BackfillOptions {
         writers: args.writers.unwrap_or(options.writers),
+        bulk: match args.bulk {
+            Bulk::Auto => BulkMode::Auto,
+            Bulk::Always => BulkMode::Always,
+            Bulk::Never => BulkMode::Never,
+        },
         ..options
     };
     let progress = if args.quiet {
@@ -186,6 +205,12 @@ fn print_summary(s: &BackfillSummary) {
         s.sink_wait.as_secs_f64(),
         s.peak_resident_killmails
     );
+    if s.bulk_loaded {
+        println!(
+            "  bulk      loaded with indexes and keys dropped; rebuilt them in {:.1} s",
+            s.index_build.as_secs_f64()
+        );
+    }
     for e in &s.source_errors {
         println!("  unreadable: {e}");
     }
