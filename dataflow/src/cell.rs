@@ -15,6 +15,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::id_hash::{id_map_with_capacity, IdMap};
 use crate::killmail::KillmailId;
 use crate::link::{systems_within, LinkRecord, LinkRule};
 use crate::universe::Universe;
@@ -60,12 +61,48 @@ pub fn bucket(time: i64, width: i64) -> i64 {
     time.div_euclid(width)
 }
 
+/// For every solar system, the regions that have a system within [`LinkRule::gate_jumps`] jumps
+/// of it (its own included), sorted: a linker of that system is also a guest of those other
+/// than the killmail's region.
+/// Computed once per graph, so placing a killmail looks its neighbourhood up instead of walking
+/// the stargates again.
+#[derive(Debug, Default)]
+pub struct NearbyRegions {
+    by_system: IdMap<i64, Vec<i64>>,
+}
+
+impl NearbyRegions {
+    pub fn new(universe: &Universe, gate_jumps: usize) -> NearbyRegions {
+        let mut by_system = id_map_with_capacity(universe.systems().count());
+        for system in universe.systems() {
+            let mut regions: Vec<i64> = systems_within(universe, system.id, gate_jumps)
+                .iter()
+                .filter_map(|s| universe.system(*s).map(|s| s.region_id))
+                .collect();
+            regions.sort_unstable();
+            regions.dedup();
+            by_system.insert(system.id, regions);
+        }
+        NearbyRegions { by_system }
+    }
+
+    /// The regions near `system` other than `own_region` (none for an unknown system).
+    pub fn of(&self, system: i64, own_region: i64) -> impl Iterator<Item = i64> + '_ {
+        self.by_system
+            .get(&system)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+            .iter()
+            .copied()
+            .filter(move |r| *r != own_region)
+    }
+}
+
 /// The cells a killmail appears in, with its role there.
 pub fn cells_of(
     record: &LinkRecord,
     width: i64,
-    gate_jumps: usize,
-    universe: &Universe,
+    nearby_regions: &NearbyRegions,
 ) -> impl Iterator<Item = (Cell, Role)> {
     let b = bucket(record.time, width);
     let mut cells = vec![
@@ -73,14 +110,7 @@ pub fn cells_of(
         ((record.region, b + 1), Role::Guest),
     ];
     if !record.satellite {
-        let mut foreign: Vec<i64> = systems_within(universe, record.system, gate_jumps)
-            .iter()
-            .filter_map(|s| universe.system(*s).map(|s| s.region_id))
-            .filter(|r| *r != record.region)
-            .collect();
-        foreign.sort_unstable();
-        foreign.dedup();
-        for r in foreign {
+        for r in nearby_regions.of(record.system, record.region) {
             cells.push(((r, b), Role::Guest));
             cells.push(((r, b + 1), Role::Guest));
         }

@@ -492,8 +492,10 @@ fn run_worker(
                 })
                 .as_collection(),
         };
+        // The battle reduce's output is consolidated already: a battle's old and new report
+        // come out of its key once per step, and two keys never hold equal reports (their
+        // killmails differ). The driver consolidates what it receives in any case.
         let (probe, _) = graph::battles(killmails, config)
-            .consolidate()
             .inner
             .exchange(|_| 0)
             .inspect_core(move |event| {

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use differential_dataflow::algorithms::graphs::propagate::propagate;
 use differential_dataflow::VecCollection;
 
-use crate::cell::{cells_of, cluster_cell, Node, Role};
+use crate::cell::{cells_of, cluster_cell, NearbyRegions, Node, Role};
 use crate::killmail::{Killmail, KillmailId};
 use crate::link::LinkRecord;
 use crate::report::BattleReport;
@@ -43,11 +43,11 @@ pub fn battles<'scope>(
 ) -> VecCollection<'scope, Epoch, Shared<BattleReport>, isize> {
     let universe = Universe::embedded();
     let width = config.rule.bucket_width();
-    let gate_jumps = config.rule.gate_jumps;
+    let nearby_regions = Arc::new(NearbyRegions::new(universe, config.rule.gate_jumps));
 
     let placed = killmails.clone().flat_map(move |km| {
         let rec = Shared::new(LinkRecord::of(&km));
-        cells_of(&rec, width, gate_jumps, universe)
+        cells_of(&rec, width, &nearby_regions)
             .map(|(cell, role)| (cell, (role, rec.clone())))
             .collect::<Vec<_>>()
     });

@@ -8,6 +8,7 @@ pub mod changes;
 pub mod engine;
 pub mod graph;
 pub mod handshake;
+pub mod id_hash;
 pub mod killmail;
 pub mod link;
 pub mod reference;

@@ -14,11 +14,12 @@
 //! ships when no killmail carries a value); that side wins.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::id_hash::{id_map_with_capacity, IdMap};
 use crate::killmail::{Killmail, KillmailId};
 use crate::report::{
     battle_id, AllianceStats, BattleKillmail, BattleReport, Participant, Statistics, SystemStats,
@@ -98,6 +99,11 @@ impl Pilot {
         }
     }
 
+    /// What is left in a slot a pilot moved out of (allocates nothing).
+    fn moved_out() -> Pilot {
+        Pilot::new(DateTime::<Utc>::MIN_UTC, None, None, None)
+    }
+
     /// A later appearance (appearances come in (time, id) order: the first fixed the
     /// affiliation).
     fn seen(&mut self, at: DateTime<Utc>, name: &Option<String>) {
@@ -106,15 +112,56 @@ impl Pilot {
         }
         self.last = self.last.max(at);
     }
+}
 
-    /// Adds a later part of the same pilot (both with sorted, deduplicated ships).
-    fn absorb(&mut self, later: &Pilot) {
+/// One character's pilots of all pieces (in time order) added up, borrowing from the pieces:
+/// the name and the ships are copied once, into the participant.
+struct PilotTotal<'a> {
+    name: Option<&'a str>,
+    /// Affiliation at the first appearance (the earliest piece's).
+    corporation: Option<i64>,
+    alliance: Option<i64>,
+    entity: Option<Entity>,
+    /// Sorted, each once.
+    ships: Cow<'a, [i64]>,
+    kills: i32,
+    deaths: i32,
+    damage_done: i64,
+    damage_received: i64,
+    isk_destroyed: i64,
+    isk_lost: i64,
+    first: DateTime<Utc>,
+    last: DateTime<Utc>,
+}
+
+impl<'a> PilotTotal<'a> {
+    /// The earliest piece's part of a pilot.
+    fn of(first: &'a Pilot) -> PilotTotal<'a> {
+        PilotTotal {
+            name: first.name.as_deref(),
+            corporation: first.corporation,
+            alliance: first.alliance,
+            entity: first.entity,
+            ships: Cow::Borrowed(&first.ships),
+            kills: first.kills,
+            deaths: first.deaths,
+            damage_done: first.damage_done,
+            damage_received: first.damage_received,
+            isk_destroyed: first.isk_destroyed,
+            isk_lost: first.isk_lost,
+            first: first.first,
+            last: first.last,
+        }
+    }
+
+    /// Adds a later piece's part of the same pilot.
+    fn absorb(&mut self, later: &'a Pilot) {
         if self.name.is_none() {
-            self.name = later.name.clone();
+            self.name = later.name.as_deref();
         }
         for s in &later.ships {
             if let Err(at) = self.ships.binary_search(s) {
-                self.ships.insert(at, *s);
+                self.ships.to_mut().insert(at, *s);
             }
         }
         self.kills = self.kills.saturating_add(later.kills);
@@ -126,6 +173,31 @@ impl Pilot {
         self.first = self.first.min(later.first);
         self.last = self.last.max(later.last);
     }
+}
+
+/// The pilots of `pieces` (in time order) added up by character, sorted by character.
+fn pilot_totals<'a>(pieces: &[&'a Piece]) -> Vec<(i64, PilotTotal<'a>)> {
+    if let [only] = pieces {
+        return only
+            .pilots
+            .iter()
+            .map(|(ch, p)| (*ch, PilotTotal::of(p)))
+            .collect();
+    }
+    let mut all: Vec<(i64, usize, &Pilot)> = pieces
+        .iter()
+        .enumerate()
+        .flat_map(|(i, piece)| piece.pilots.iter().map(move |(ch, p)| (*ch, i, p)))
+        .collect();
+    all.sort_unstable_by_key(|(ch, i, _)| (*ch, *i));
+    let mut out: Vec<(i64, PilotTotal<'a>)> = Vec::with_capacity(all.len());
+    for (ch, _, p) in all {
+        match out.last_mut() {
+            Some((last, total)) if *last == ch => total.absorb(p),
+            _ => out.push((ch, PilotTotal::of(p))),
+        }
+    }
+    out
 }
 
 /// A system's count and names in a piece.
@@ -169,31 +241,43 @@ fn add(sum: &mut i64, amount: i64) {
     *sum = sum.saturating_add(amount);
 }
 
-fn remember_name(names: &mut BTreeMap<i64, String>, id: Option<i64>, name: &Option<String>) {
+/// Remembers the first non-empty name seen for `id` (borrowed: only the names a piece keeps
+/// are copied, once each).
+fn remember_name<'a>(names: &mut IdMap<i64, &'a str>, id: Option<i64>, name: &'a Option<String>) {
     if let (Some(id), Some(name)) = (id, name) {
         if !name.is_empty() {
-            names.entry(id).or_insert_with(|| name.clone());
+            names.entry(id).or_insert(name);
         }
     }
 }
 
-/// A piece while it is being built.
+/// The remembered names as a sorted map of owned names.
+fn sorted_names(names: IdMap<i64, &str>) -> Vec<(i64, String)> {
+    let mut out: Vec<(i64, String)> = names
+        .into_iter()
+        .map(|(id, name)| (id, name.to_owned()))
+        .collect();
+    out.sort_unstable_by_key(|(id, _)| *id);
+    out
+}
+
+/// A piece while it is being built (borrowing names from its killmails).
 #[derive(Default)]
-struct PieceBuilder {
+struct PieceBuilder<'a> {
     killmails: Vec<KillmailFacts>,
     linkers: usize,
     /// Pilots in order of appearance, and where each character is in it.
     pilots: Vec<(i64, Pilot)>,
-    pilot_index: HashMap<i64, usize>,
-    corporation_names: BTreeMap<i64, String>,
-    alliance_names: BTreeMap<i64, String>,
+    pilot_index: IdMap<i64, usize>,
+    corporation_names: IdMap<i64, &'a str>,
+    alliance_names: IdMap<i64, &'a str>,
     systems: BTreeMap<i64, SystemPart>,
     weights: Weights,
     entities: Vec<Entity>,
     isk_estimated: bool,
 }
 
-impl PieceBuilder {
+impl<'a> PieceBuilder<'a> {
     fn pilot(
         &mut self,
         character: i64,
@@ -214,7 +298,7 @@ impl PieceBuilder {
         p
     }
 
-    fn add(&mut self, km: &Killmail) {
+    fn add(&mut self, km: &'a Killmail) {
         let at = km.killmail_time;
         let v = &km.victim;
         remember_name(
@@ -283,34 +367,47 @@ impl Piece {
         let first = (first.timestamp(), first.killmail_id);
         let mut b = PieceBuilder {
             killmails: Vec::with_capacity(kms.len()),
+            pilot_index: id_map_with_capacity(kms.len() * 4),
             ..PieceBuilder::default()
         };
         for km in kms {
             b.add(km);
         }
-        b.pilots.sort_unstable_by_key(|(ch, _)| *ch);
         sides::consolidate(&mut b.weights, &mut b.entities);
+        b.weights.shrink_to_fit();
+        b.entities.shrink_to_fit();
         Piece {
             first,
             killmails: b.killmails,
             linkers: b.linkers,
-            pilots: b
-                .pilots
-                .into_iter()
-                .map(|(ch, mut p)| {
-                    p.ships.sort_unstable();
-                    p.ships.dedup();
-                    (ch, p)
-                })
-                .collect(),
-            corporation_names: b.corporation_names.into_iter().collect(),
-            alliance_names: b.alliance_names.into_iter().collect(),
+            pilots: by_character(b.pilots),
+            corporation_names: sorted_names(b.corporation_names),
+            alliance_names: sorted_names(b.alliance_names),
             systems: b.systems.into_iter().collect(),
             weights: b.weights,
             entities: b.entities,
             isk_estimated: b.isk_estimated,
         }
     }
+}
+
+/// Pilots (in order of appearance, each character once) sorted by character into a vector of
+/// their exact number, each with its ships sorted and deduplicated. Each pilot moves once.
+fn by_character(mut pilots: Vec<(i64, Pilot)>) -> Vec<(i64, Pilot)> {
+    let mut order: Vec<(i64, usize)> = pilots
+        .iter()
+        .enumerate()
+        .map(|(i, (ch, _))| (*ch, i))
+        .collect();
+    order.sort_unstable();
+    let mut out = Vec::with_capacity(order.len());
+    for (ch, i) in order {
+        let mut p = std::mem::replace(&mut pilots[i].1, Pilot::moved_out());
+        p.ships.sort_unstable();
+        p.ships.dedup();
+        out.push((ch, p));
+    }
+    out
 }
 
 /// Summarizes a battle. `killmails` must be non-empty; any order.
@@ -381,7 +478,7 @@ pub fn summarize_pieces(pieces: &[&Piece]) -> BattleReport {
 
     // Combine the pieces in time order.
     let kms: Vec<&KillmailFacts> = pieces.iter().flat_map(|p| &p.killmails).collect();
-    let pilots = combine(pieces.iter().map(|p| &p.pilots[..]), Pilot::absorb);
+    let pilots = pilot_totals(&pieces);
     let keep_first = |_: &mut String, _: &String| {};
     let corporation_names = combine(pieces.iter().map(|p| &p.corporation_names[..]), keep_first);
     let alliance_names = combine(pieces.iter().map(|p| &p.alliance_names[..]), keep_first);
@@ -469,7 +566,7 @@ pub fn summarize_pieces(pieces: &[&Piece]) -> BattleReport {
     let mut ship_types: [BTreeMap<i64, i32>; 2] = [BTreeMap::new(), BTreeMap::new()];
     for &(character_id, ref p) in pilots.iter() {
         let t = team(side_of(p.entity));
-        for s in &p.ships {
+        for s in p.ships.iter() {
             *ship_types[idx(t)].entry(*s).or_insert(0) += 1;
         }
         if let Some(a) = p.alliance {
@@ -480,7 +577,7 @@ pub fn summarize_pieces(pieces: &[&Piece]) -> BattleReport {
         totals[idx(t)].pilots += 1;
         participants.push(Participant {
             character_id,
-            character_name: p.name.clone().unwrap_or_default(),
+            character_name: p.name.map(str::to_owned).unwrap_or_default(),
             corporation_id: p.corporation,
             corporation_name: p
                 .corporation
@@ -492,7 +589,7 @@ pub fn summarize_pieces(pieces: &[&Piece]) -> BattleReport {
                 .entity
                 .and_then(|e| sides.third_parties.get(&e).copied())
                 .unwrap_or(false),
-            ships_flown: p.ships.clone(),
+            ships_flown: p.ships.to_vec(),
             kills: p.kills,
             deaths: p.deaths,
             damage_done: p.damage_done,
