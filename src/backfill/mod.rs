@@ -35,7 +35,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::ingest::{IngestContext, Shape};
-use pending::Pending;
+use pending::{Final, Pending};
 use progress::Progress;
 use read::read_inputs;
 use writer::Writer;
@@ -410,14 +410,32 @@ impl<'a> Sweep<'a> {
             return Ok(());
         };
         let held = pending.take_all();
-        if !held.is_empty() {
+        self.send_final(held, StatusRule::default())
+    }
+
+    /// Queues battles that are final with their killmails: the created ones (which the sink
+    /// can `COPY`) in one transaction, those changing stored rows in another, after it when
+    /// they end into its battles.
+    fn send_final(&mut self, mut done: Final, status: StatusRule) -> anyhow::Result<()> {
+        let stored = done.split_stored();
+        let suppress_events = self.suppress_events;
+        let needs_first = stored.ends_into(&done);
+        for part in [done, stored] {
+            if part.is_empty() {
+                continue;
+            }
             self.send(StepChanges {
-                battles: held.battles,
-                killmails_inserted: held.killmails,
-                suppress_events: self.suppress_events,
+                battles: part.battles,
+                killmails_inserted: part.killmails,
+                status,
+                suppress_events,
+                // Held killmails are unstored, and a battle is created once.
                 rows_are_new: true,
                 ..StepChanges::default()
             })?;
+            if needs_first {
+                self.summary.sink_wait += self.writer.flush()?;
+            }
         }
         Ok(())
     }
@@ -516,17 +534,7 @@ impl<'a> Sweep<'a> {
                 // What the eviction made final goes out with its killmails.
                 let done =
                     pending.take_final(&self.engine, first - self.lateness - self.window * 2);
-                if !done.is_empty() {
-                    self.send(StepChanges {
-                        battles: done.battles,
-                        killmails_inserted: done.killmails,
-                        status,
-                        suppress_events,
-                        // Held killmails are unstored, and a battle is created once.
-                        rows_are_new: true,
-                        ..StepChanges::default()
-                    })?;
-                }
+                self.send_final(done, status)?;
             }
 
             let (from, to) = (

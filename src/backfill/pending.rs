@@ -15,7 +15,7 @@
 //! successor (resolved through battles that were born and merged away within the run, which
 //! the store never sees).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use battles_dataflow::{BattleChange, BattleReport, Engine, Killmail};
@@ -43,6 +43,37 @@ pub(crate) struct Final {
 impl Final {
     pub fn is_empty(&self) -> bool {
         self.battles.is_empty() && self.killmails.is_empty()
+    }
+
+    /// Splits off the battles that change stored rows (updated and ended ones), with the
+    /// killmails they hold: the rest is created battles and their killmails, which the sink can
+    /// `COPY`. Each part holds the killmails of its battles, so each commits consistently.
+    pub fn split_stored(&mut self) -> Final {
+        let (created, stored): (Vec<_>, Vec<_>) = std::mem::take(&mut self.battles)
+            .into_iter()
+            .partition(|c| matches!(c, BattleChange::Created(_)));
+        self.battles = created;
+        let held: HashSet<i64> = stored
+            .iter()
+            .filter_map(BattleChange::new_report)
+            .flat_map(|r| r.killmails.iter().map(|k| k.killmail_id))
+            .collect();
+        let (theirs, ours): (Vec<_>, Vec<_>) = std::mem::take(&mut self.killmails)
+            .into_iter()
+            .partition(|k| held.contains(&k.killmail_id));
+        self.killmails = ours;
+        Final {
+            battles: stored,
+            killmails: theirs,
+        }
+    }
+
+    /// True when a battle here ends into one of `other`'s (its alias needs that battle's row).
+    pub fn ends_into(&self, other: &Final) -> bool {
+        let ids: HashSet<Uuid> = other.battles.iter().map(BattleChange::battle_id).collect();
+        self.battles.iter().any(
+            |c| matches!(c, BattleChange::Ended { continued_by: Some(to), .. } if ids.contains(to)),
+        )
     }
 }
 
