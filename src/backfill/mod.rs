@@ -321,6 +321,8 @@ pub(crate) struct Sweep<'a> {
     pending: Option<Pending>,
     /// A bulk load in progress: only new rows may be written until it ends.
     bulk: Option<BulkLoad<'a>>,
+    /// Steps that update stored rows, kept for the end of the bulk load.
+    deferred: Vec<Deferred>,
     largest: Largest,
     summary: BackfillSummary,
     total: u64,
@@ -362,6 +364,7 @@ impl<'a> Sweep<'a> {
             suppress_events: options.suppress_events,
             pending: options.hold_until_final.then(Pending::default),
             bulk: None,
+            deferred: Vec::new(),
             largest: Largest::default(),
             summary: BackfillSummary::default(),
             total: 0,
@@ -381,11 +384,30 @@ impl<'a> Sweep<'a> {
                 .iter()
                 .all(|c| matches!(c, BattleChange::Created(_)));
         if !inserts_only && self.bulk.is_some() {
-            tracing::info!("a step updates stored battles: ending the bulk load first");
+            let held: usize = self
+                .deferred
+                .iter()
+                .map(|d| d.changes.killmails_inserted.len())
+                .sum();
+            if held + changes.killmails_inserted.len() <= MAX_DEFERRED_KILLMAILS {
+                // Written after the rebuild, with its killmails: until then they are unstored,
+                // so a crash loses nothing a re-run does not redo.
+                self.deferred.push(Deferred::new(changes));
+                return Ok(());
+            }
+            tracing::info!("too many steps update stored battles: ending the bulk load early");
             self.end_bulk()?;
         }
         self.summary.sink_wait += self.writer.send(changes)?;
         Ok(())
+    }
+
+    /// True when a deferred step touches battles in `from..to`: the store does not show them
+    /// as they are, so reading it there must wait for the end of the bulk load.
+    fn deferred_overlap(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> bool {
+        self.deferred
+            .iter()
+            .any(|d| d.first <= to && d.last >= from)
     }
 
     /// Ends a bulk load in progress: waits for every write, then rebuilds the indexes and keys.
@@ -400,6 +422,9 @@ impl<'a> Sweep<'a> {
             .context("rebuilding the indexes and keys after the bulk load")?;
         self.summary.bulk_loaded = true;
         self.summary.index_build += report.elapsed;
+        for deferred in std::mem::take(&mut self.deferred) {
+            self.summary.sink_wait += self.writer.send(deferred.changes)?;
+        }
         Ok(())
     }
 
@@ -542,6 +567,10 @@ impl<'a> Sweep<'a> {
                 last + self.window + chrono::Duration::seconds(1),
             );
             if has_unloaded(&self.stored_times, from, to, &self.engine) {
+                if self.deferred_overlap(from, to) {
+                    tracing::info!("new killmails reach battles a bulk load deferred: ending it");
+                    self.end_bulk()?;
+                }
                 // The neighbourhood must be read after everything before it committed.
                 self.summary.sink_wait += self.writer.flush()?;
                 let neighbourhood = self
@@ -625,6 +654,41 @@ impl<'a> Sweep<'a> {
         self.stored_times.sort_unstable();
         self.sweep_time += sweep_started.elapsed();
         Ok(())
+    }
+}
+
+/// Killmails of steps a bulk load defers at most (beyond, it ends early).
+const MAX_DEFERRED_KILLMAILS: usize = 100_000;
+
+/// A step that updates stored rows, kept until the bulk load ends, with the time span of the
+/// battles it touches.
+struct Deferred {
+    changes: StepChanges,
+    first: DateTime<Utc>,
+    last: DateTime<Utc>,
+}
+
+impl Deferred {
+    fn new(changes: StepChanges) -> Deferred {
+        let reports = changes.battles.iter().flat_map(|c| match c {
+            BattleChange::Created(r) => vec![r],
+            BattleChange::Updated { old, new } => vec![old, new],
+            BattleChange::Ended { old, .. } => vec![old],
+        });
+        let (mut first, mut last) = (DateTime::<Utc>::MAX_UTC, DateTime::<Utc>::MIN_UTC);
+        for r in reports {
+            first = first.min(r.started_at);
+            last = last.max(r.ended_at);
+        }
+        for k in &changes.killmails_inserted {
+            first = first.min(k.killmail_time);
+            last = last.max(k.killmail_time);
+        }
+        Deferred {
+            changes,
+            first,
+            last,
+        }
     }
 }
 
