@@ -445,9 +445,13 @@ impl<'a> Sweep<'a> {
         let stored = done.split_stored();
         let suppress_events = self.suppress_events;
         let needs_first = stored.ends_into(&done);
-        for part in [done, stored] {
+        for (i, part) in [done, stored].into_iter().enumerate() {
             if part.is_empty() {
                 continue;
+            }
+            if i == 1 && needs_first {
+                // Its aliases point at battles the first part creates.
+                self.summary.sink_wait += self.writer.flush()?;
             }
             self.send(StepChanges {
                 battles: part.battles,
@@ -458,9 +462,6 @@ impl<'a> Sweep<'a> {
                 rows_are_new: true,
                 ..StepChanges::default()
             })?;
-            if needs_first {
-                self.summary.sink_wait += self.writer.flush()?;
-            }
         }
         Ok(())
     }
