@@ -310,6 +310,8 @@ pub(crate) struct Sweep<'a> {
     sink: Arc<Sink>,
     runtime: &'a tokio::runtime::Runtime,
     writer: Writer,
+    /// Transactions the writer keeps in flight.
+    writers: usize,
     engine: Engine,
     /// (time, id) of every stored killmail, those of earlier batches of this run included.
     stored_times: Vec<(i64, i64)>,
@@ -343,19 +345,17 @@ impl<'a> Sweep<'a> {
         progress: &'a Progress,
     ) -> Sweep<'a> {
         stored_times.sort_unstable();
+        // Steps of battles written once have no order between them.
+        let writers = if options.hold_until_final {
+            options.writers.max(1)
+        } else {
+            1
+        };
         Sweep {
             sink: sink.clone(),
             runtime,
-            // Steps of battles written once have no order between them.
-            writer: Writer::start(
-                sink,
-                runtime,
-                if options.hold_until_final {
-                    options.writers
-                } else {
-                    1
-                },
-            ),
+            writer: Writer::start(sink, runtime, writers),
+            writers,
             engine,
             stored_times,
             window: options.window,
@@ -445,12 +445,20 @@ impl<'a> Sweep<'a> {
         let stored = done.split_stored();
         let suppress_events = self.suppress_events;
         let needs_first = stored.ends_into(&done);
-        for (i, part) in [done, stored].into_iter().enumerate() {
+        // A big final (the end of the input, where everything is final at once) goes out as
+        // one transaction per writer, so they run in parallel.
+        let created = if done.killmails.len() >= SPLIT_FINAL_KILLMAILS {
+            done.split_created(self.writers)
+        } else {
+            vec![done]
+        };
+        let parts = created.len();
+        for (i, part) in created.into_iter().chain([stored]).enumerate() {
             if part.is_empty() {
                 continue;
             }
-            if i == 1 && needs_first {
-                // Its aliases point at battles the first part creates.
+            if i == parts && needs_first {
+                // Its aliases point at battles the first parts create.
                 self.summary.sink_wait += self.writer.flush()?;
             }
             self.send(StepChanges {
@@ -660,6 +668,9 @@ impl<'a> Sweep<'a> {
 
 /// Killmails of steps a bulk load defers at most (beyond, it ends early).
 const MAX_DEFERRED_KILLMAILS: usize = 100_000;
+
+/// A final step of at least this many killmails is split among the writers.
+const SPLIT_FINAL_KILLMAILS: usize = 4_000;
 
 /// A step that updates stored rows, kept until the bulk load ends, with the time span of the
 /// battles it touches.
