@@ -6,6 +6,7 @@
 //! - [`server`]: finds a PostgreSQL server or starts a private one.
 //! - [`bulk`]: bulk-load mode, indexes and keys dropped while a backfill fills an empty
 //!   database ([`Sink::begin_bulk_load`], [`BulkLoad::finish`]) and repaired after a crash.
+//! - [`record`]: the stored form of a killmail (bincode, older rows JSON).
 //! - [`TestDatabase`]: a throwaway, migrated database for tests.
 
 pub mod bulk;
@@ -18,6 +19,7 @@ mod load;
 pub mod migrate;
 mod outbox;
 mod plan;
+pub mod record;
 pub mod retention;
 pub mod server;
 mod sink;

@@ -42,14 +42,7 @@ impl Sink {
         let mut stream = std::pin::pin!(stream);
         let mut n = 0;
         while let Some(row) = stream.try_next().await? {
-            let id: i64 = row.get(0);
-            let record: &[u8] = row.get(1);
-            let k: Killmail =
-                serde_json::from_slice(record).map_err(|source| SinkError::StoredKillmail {
-                    killmail_id: id,
-                    source,
-                })?;
-            f(k);
+            f(killmail_of(&row)?);
             n += 1;
         }
         Ok(n)
@@ -219,11 +212,9 @@ impl Sink {
     }
 
     /// Every stored battle rebuilt as the report that produced it, with its status, by id.
-    /// (`isk_estimated` is found by text search: records are serde_json's compact output, which
-    /// writes the flag as `"iskEstimated":true`; parsing them as JSON in SQL would fail on an
-    /// escaped NUL.)
     /// `first_killmail_id` comes from the earliest battle killmail, `isk_estimated` from the
-    /// stored killmail records, `third_party` from `battle_third_parties`.
+    /// `isk_estimated` column of the stored killmails, `third_party` from
+    /// `battle_third_parties`.
     pub async fn load_reports(
         &self,
     ) -> Result<BTreeMap<Uuid, (BattleReport, BattleStatus)>, SinkError> {
@@ -257,7 +248,7 @@ impl Sink {
                    s.team_a_alliances, s.team_b_alliances, s.killmail_timeline, s.systems_involved,
                    EXISTS (SELECT 1 FROM battle_killmails bk JOIN killmails k USING (killmail_id)
                            WHERE bk.battle_id = b.id
-                             AND strpos(convert_from(k.record, 'UTF8'), '\"iskEstimated\":true') > 0) AS isk_estimated
+                             AND k.isk_estimated) AS isk_estimated
                  FROM battles b LEFT JOIN battle_statistics s ON s.battle_id = b.id
                  WHERE $1::uuid[] IS NULL OR b.id = ANY($1)",
                 &[&ids],
@@ -350,7 +341,7 @@ impl Sink {
 fn killmail_of(row: &Row) -> Result<Killmail, SinkError> {
     let id: i64 = row.get(0);
     let record: &[u8] = row.get(1);
-    serde_json::from_slice(record).map_err(|source| SinkError::StoredKillmail {
+    crate::record::decode(record).map_err(|source| SinkError::StoredKillmail {
         killmail_id: id,
         source,
     })

@@ -180,8 +180,9 @@ pub(crate) struct KillmailColumns {
     pub killmail_time: Vec<DateTime<Utc>>,
     pub solar_system_id: Vec<i64>,
     pub region_id: Vec<i64>,
-    /// The killmail's JSON, as bytes.
+    /// The killmail's stored form ([`crate::record::encode`]).
     pub record: Vec<Vec<u8>>,
+    pub isk_estimated: Vec<bool>,
 }
 
 #[derive(Debug, Default)]
@@ -266,8 +267,8 @@ impl WritePlan {
             c.killmail_time.push(k.killmail_time);
             c.solar_system_id.push(k.solar_system_id);
             c.region_id.push(k.region_id);
-            c.record
-                .push(serde_json::to_vec(k).expect("killmails serialize to JSON"));
+            c.record.push(crate::record::encode(k));
+            c.isk_estimated.push(k.isk_estimated);
         }
         plan.killmails_retracted = changes.killmails_retracted.clone();
 

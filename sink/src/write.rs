@@ -194,8 +194,10 @@ RETURNING id, started_at, ended_at, primary_system_id, primary_system_name, prim
 const DELETE_KILLMAILS: &str = "DELETE FROM killmails WHERE killmail_id = ANY($1::int8[])";
 
 const INSERT_KILLMAILS: &str = "
-INSERT INTO killmails (killmail_id, killmail_hash, killmail_time, solar_system_id, region_id, record)
-SELECT * FROM UNNEST($1::int8[], $2::text[], $3::timestamptz[], $4::int8[], $5::int8[], $6::bytea[])
+INSERT INTO killmails (killmail_id, killmail_hash, killmail_time, solar_system_id, region_id, record,
+  isk_estimated)
+SELECT * FROM UNNEST($1::int8[], $2::text[], $3::timestamptz[], $4::int8[], $5::int8[], $6::bytea[],
+  $7::bool[])
 ON CONFLICT (killmail_id) DO NOTHING";
 
 const INSERT_REJECTIONS: &str = "
@@ -272,6 +274,7 @@ pub(crate) async fn write(
                     &k.solar_system_id,
                     &k.region_id,
                     &k.record,
+                    &k.isk_estimated,
                 ],
             )
             .await? as usize;
