@@ -401,7 +401,8 @@ fn real_days_load_with_zero_rejects_and_jorund_is_one_battle() {
         // Jorund killmails of the fight's hours with a player attacker (NPC kills of the
         // same hours are not part of the fight), read back from the killmail store, and the
         // battles holding them.
-        let fight = "2021-11-28T10:30:00Z".parse().unwrap().."2021-11-28T14:10:01Z".parse().unwrap();
+        let fight =
+            "2021-11-28T10:30:00Z".parse().unwrap().."2021-11-28T14:10:01Z".parse().unwrap();
         let sink = db.sink().await.unwrap();
         let jorund: Vec<i64> = sink
             .load_killmails(Some(fight))

@@ -74,7 +74,9 @@ mod tests {
         Killmail {
             killmail_id: 96_000_001,
             killmail_hash: Some("0123456789abcdef0123456789abcdef01234567".into()),
-            killmail_time: chrono::Utc.with_ymd_and_hms(2021, 11, 28, 10, 30, 5).unwrap(),
+            killmail_time: chrono::Utc
+                .with_ymd_and_hms(2021, 11, 28, 10, 30, 5)
+                .unwrap(),
             solar_system_id: 30_001_046,
             solar_system_name: "Jorund\0".into(),
             constellation_id: 20_000_153,
