@@ -80,6 +80,8 @@ WHERE (b.started_at, b.ended_at, b.primary_system_id, b.primary_system_name, b.p
   EXCLUDED.is_decisive, EXCLUDED.winning_team, EXCLUDED.status, EXCLUDED.last_killmail_at)
 RETURNING b.id, (b.xmax = 0) AS inserted";
 
+const DELETE_STATISTICS: &str = "DELETE FROM battle_statistics WHERE battle_id = ANY($1::uuid[])";
+
 const UPSERT_STATISTICS: &str = "
 INSERT INTO battle_statistics AS s (battle_id, top_killers, top_losers, team_a_ship_types,
   team_b_ship_types, team_a_alliances, team_b_alliances, killmail_timeline, systems_involved)
@@ -354,6 +356,12 @@ pub(crate) async fn write(
             )
             .await?;
         touched.extend(rows.iter().map(|r| r.get::<_, Uuid>(0)));
+    }
+
+    // Statistics derived from the battles' rows are not stored; rows of a bulk load are new.
+    if !copy && !plan.statistics_derived.is_empty() {
+        tx.execute(DELETE_STATISTICS, &[&plan.statistics_derived])
+            .await?;
     }
 
     laps.lap("statistics");
