@@ -143,3 +143,96 @@ fn the_api_answers_what_the_backfill_wrote() {
     drop(client);
     rt.block_on(db.drop_database()).unwrap();
 }
+
+#[test]
+fn one_killmail_battles_answer_the_same_without_a_statistics_row() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = generated(dir.path());
+    let db = rt.block_on(TestDatabase::create()).unwrap();
+    let sink = Arc::new(rt.block_on(db.sink()).unwrap());
+    let options = BackfillOptions {
+        chunk: 300,
+        engine: EngineConfig {
+            workers: 2,
+            ..EngineConfig::default()
+        },
+        ..BackfillOptions::new(vec![file])
+    };
+    backfill(sink.clone(), &rt, &options, &Progress::hidden()).unwrap();
+    let addr = rt.block_on(async {
+        let pool = battles_api::pool(
+            db.config().clone(),
+            2,
+            ApiSettings::default().statement_timeout,
+        )
+        .unwrap();
+        let state = ApiState::new(pool, ApiSettings::default()).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(battles_api::serve(listener, state, std::future::pending()));
+        addr
+    });
+    let client = rt.block_on(db.connect()).unwrap();
+
+    // The one-killmail battles the sink stored without a statistics row.
+    let rows = rt
+        .block_on(client.query(
+            "SELECT b.id, bk.killmail_id FROM battles b
+             JOIN battle_killmails bk ON bk.battle_id = b.id
+             WHERE b.total_killmails = 1 AND b.deleted_at IS NULL
+               AND NOT EXISTS (SELECT 1 FROM battle_statistics s WHERE s.battle_id = b.id)
+             ORDER BY b.id LIMIT 200",
+            &[],
+        ))
+        .unwrap();
+    assert!(
+        rows.len() >= 50,
+        "{} battles without statistics",
+        rows.len()
+    );
+    let killmails: std::collections::HashMap<i64, battles_dataflow::Killmail> = rt
+        .block_on(sink.load_killmails(None))
+        .unwrap()
+        .into_iter()
+        .map(|k| (k.killmail_id, k))
+        .collect();
+    for row in rows {
+        let id: uuid::Uuid = row.get(0);
+        let killmail = &killmails[&row.get::<_, i64>(1)];
+        // What the engine makes of the battle's killmail, independently of the derivation.
+        let engine = battles_dataflow::summarize::summarize(&[killmail]).statistics;
+        let reports = rt.block_on(sink.load_reports_of(&[id])).unwrap();
+        assert_eq!(reports[&id].0.statistics, engine, "battle {id}");
+
+        let (status, without_row) = get(addr, &format!("/api/battles/{id}"));
+        assert_eq!(status, 200, "{without_row}");
+        // The row the sink wrote before it left such rows out.
+        let json = |v: serde_json::Result<Value>| v.unwrap();
+        rt.block_on(client.execute(
+            "INSERT INTO battle_statistics (battle_id, top_killers, top_losers, team_a_ship_types,
+               team_b_ship_types, team_a_alliances, team_b_alliances, killmail_timeline,
+               systems_involved) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            &[
+                &id,
+                &json(serde_json::to_value(&engine.top_killers)),
+                &json(serde_json::to_value(&engine.top_losers)),
+                &json(serde_json::to_value(&engine.team_a_ship_types)),
+                &json(serde_json::to_value(&engine.team_b_ship_types)),
+                &json(serde_json::to_value(&engine.team_a_alliances)),
+                &json(serde_json::to_value(&engine.team_b_alliances)),
+                &json(serde_json::to_value(&engine.killmail_timeline)),
+                &json(serde_json::to_value(&engine.systems_involved)),
+            ],
+        ))
+        .unwrap();
+        let (_, with_row) = get(addr, &format!("/api/battles/{id}"));
+        assert_eq!(without_row, with_row, "battle {id}");
+    }
+    drop(client);
+    rt.block_on(db.drop_database()).unwrap();
+}

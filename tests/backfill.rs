@@ -399,16 +399,24 @@ fn real_days_load_with_zero_rejects_and_jorund_is_one_battle() {
             .unwrap()
             .get(0);
         // Jorund killmails of the fight's hours with a player attacker (NPC kills of the
-        // same hours are not part of the fight), and the battles holding them.
+        // same hours are not part of the fight), read back from the killmail store, and the
+        // battles holding them.
+        let fight =
+            "2021-11-28T10:30:00Z".parse().unwrap().."2021-11-28T14:10:01Z".parse().unwrap();
+        let sink = db.sink().await.unwrap();
+        let jorund: Vec<i64> = sink
+            .load_killmails(Some(fight))
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|k| k.solar_system_id == 30001046 && k.player_attackers().next().is_some())
+            .map(|k| k.killmail_id)
+            .collect();
         let row = c
             .query_one(
-                "SELECT count(DISTINCT bk.battle_id), count(*)
-                 FROM battle_killmails bk JOIN killmails k USING (killmail_id)
-                 WHERE bk.system_id = 30001046
-                   AND bk.killmail_time BETWEEN '2021-11-28 10:30Z' AND '2021-11-28 14:10Z'
-                   AND jsonb_path_exists(convert_from(k.record, 'UTF8')::jsonb,
-                                         '$.attackers[*] ? (@.characterId != null)')",
-                &[],
+                "SELECT count(DISTINCT battle_id), count(*) FROM battle_killmails
+                 WHERE killmail_id = ANY($1)",
+                &[&jorund],
             )
             .await
             .unwrap();

@@ -208,17 +208,17 @@ fn late_killmails_give_the_tables_of_a_fresh_backfill() {
     let times: Vec<chrono::DateTime<Utc>> = late.iter().map(|k| k.killmail_time).collect();
     let systems: Vec<i64> = late.iter().map(|k| k.solar_system_id).collect();
     let regions: Vec<i64> = late.iter().map(|k| k.region_id).collect();
-    let records: Vec<Vec<u8>> = late
-        .iter()
-        .map(|k| serde_json::to_vec(k).unwrap())
-        .collect();
+    let records: Vec<Vec<u8>> = late.iter().map(battles_sink::record::encode).collect();
+    let estimated: Vec<bool> = late.iter().map(|k| k.isk_estimated).collect();
     let inserted = rt
         .block_on(client.execute(
             "INSERT INTO killmails (killmail_id, killmail_hash, killmail_time, solar_system_id,
-               region_id, record)
+               region_id, record, isk_estimated)
              SELECT * FROM UNNEST($1::int8[], $2::text[], $3::timestamptz[], $4::int8[],
-               $5::int8[], $6::bytea[])",
-            &[&ids, &hashes, &times, &systems, &regions, &records],
+               $5::int8[], $6::bytea[], $7::bool[])",
+            &[
+                &ids, &hashes, &times, &systems, &regions, &records, &estimated,
+            ],
         ))
         .unwrap();
     assert_eq!(inserted, late.len() as u64);

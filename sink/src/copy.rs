@@ -66,7 +66,8 @@ pub(crate) async fn copy_killmails(
     let k = &plan.killmail_store;
     copy_rows(
         tx,
-        "killmails (killmail_id, killmail_hash, killmail_time, solar_system_id, region_id, record)",
+        "killmails (killmail_id, killmail_hash, killmail_time, solar_system_id, region_id, record, \
+         isk_estimated)",
         &[
             Type::INT8,
             Type::TEXT,
@@ -74,6 +75,7 @@ pub(crate) async fn copy_killmails(
             Type::INT8,
             Type::INT8,
             Type::BYTEA,
+            Type::BOOL,
         ],
         (0..k.killmail_id.len()).map(|i| -> Vec<&(dyn ToSql + Sync)> {
             vec![
@@ -83,6 +85,7 @@ pub(crate) async fn copy_killmails(
                 &k.solar_system_id[i],
                 &k.region_id[i],
                 &k.record[i],
+                &k.isk_estimated[i],
             ]
         }),
     )

@@ -30,7 +30,7 @@ pub enum SinkError {
     #[error("stored killmail {killmail_id} does not decode: {source}")]
     StoredKillmail {
         killmail_id: i64,
-        source: serde_json::Error,
+        source: crate::record::RecordError,
     },
     #[error("stored row of battle {battle_id} does not decode: {message}")]
     StoredBattle {

@@ -6,11 +6,14 @@
 //! - [`server`]: finds a PostgreSQL server or starts a private one.
 //! - [`bulk`]: bulk-load mode, indexes and keys dropped while a backfill fills an empty
 //!   database ([`Sink::begin_bulk_load`], [`BulkLoad::finish`]) and repaired after a crash.
+//! - [`derived`]: the statistics of one-killmail battles, rebuilt from their rows, not stored.
+//! - [`record`]: the stored form of a killmail (bincode, older rows JSON).
 //! - [`TestDatabase`]: a throwaway, migrated database for tests.
 
 pub mod bulk;
 pub mod changes;
 mod copy;
+pub mod derived;
 pub mod error;
 pub mod events;
 pub mod jobs;
@@ -18,6 +21,7 @@ mod load;
 pub mod migrate;
 mod outbox;
 mod plan;
+pub mod record;
 pub mod retention;
 pub mod server;
 mod sink;

@@ -14,6 +14,7 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use crate::changes::BattleStatus;
+use crate::derived::{derived_statistics, DERIVED_STATISTICS_KILLMAILS};
 use crate::error::SinkError;
 use crate::sink::{with_retry, Sink};
 
@@ -42,14 +43,7 @@ impl Sink {
         let mut stream = std::pin::pin!(stream);
         let mut n = 0;
         while let Some(row) = stream.try_next().await? {
-            let id: i64 = row.get(0);
-            let record: &[u8] = row.get(1);
-            let k: Killmail =
-                serde_json::from_slice(record).map_err(|source| SinkError::StoredKillmail {
-                    killmail_id: id,
-                    source,
-                })?;
-            f(k);
+            f(killmail_of(&row)?);
             n += 1;
         }
         Ok(n)
@@ -219,11 +213,9 @@ impl Sink {
     }
 
     /// Every stored battle rebuilt as the report that produced it, with its status, by id.
-    /// (`isk_estimated` is found by text search: records are serde_json's compact output, which
-    /// writes the flag as `"iskEstimated":true`; parsing them as JSON in SQL would fail on an
-    /// escaped NUL.)
     /// `first_killmail_id` comes from the earliest battle killmail, `isk_estimated` from the
-    /// stored killmail records, `third_party` from `battle_third_parties`.
+    /// `isk_estimated` column of the stored killmails, `third_party` from
+    /// `battle_third_parties`.
     pub async fn load_reports(
         &self,
     ) -> Result<BTreeMap<Uuid, (BattleReport, BattleStatus)>, SinkError> {
@@ -257,7 +249,8 @@ impl Sink {
                    s.team_a_alliances, s.team_b_alliances, s.killmail_timeline, s.systems_involved,
                    EXISTS (SELECT 1 FROM battle_killmails bk JOIN killmails k USING (killmail_id)
                            WHERE bk.battle_id = b.id
-                             AND strpos(convert_from(k.record, 'UTF8'), '\"iskEstimated\":true') > 0) AS isk_estimated
+                             AND k.isk_estimated) AS isk_estimated,
+                   s.battle_id IS NOT NULL AS has_statistics
                  FROM battles b LEFT JOIN battle_statistics s ON s.battle_id = b.id
                  WHERE $1::uuid[] IS NULL OR b.id = ANY($1)",
                 &[&ids],
@@ -276,66 +269,38 @@ impl Sink {
         let mut participants: HashMap<Uuid, Vec<Participant>> = HashMap::new();
         for r in client
             .query(
-                "SELECT battle_id, character_id, character_name, corporation_id, corporation_name,
-                   alliance_id, alliance_name, team, ships_flown, kills, deaths, damage_done,
-                   damage_received, isk_destroyed, isk_lost, first_seen_at, last_seen_at
-                 FROM battle_participants WHERE $1::uuid[] IS NULL OR battle_id = ANY($1)
-                 ORDER BY battle_id, character_id",
+                &format!(
+                    "SELECT {PARTICIPANT_COLUMNS} FROM battle_participants
+                     WHERE $1::uuid[] IS NULL OR battle_id = ANY($1)
+                     ORDER BY battle_id, character_id"
+                ),
                 &[&ids],
             )
             .await?
         {
             let battle_id: Uuid = r.get(0);
-            let character_id: i64 = r.get(1);
-            let ships: serde_json::Value = r.get(8);
+            let third_party = third.contains(&(battle_id, r.get(1)));
             participants
                 .entry(battle_id)
                 .or_default()
-                .push(Participant {
-                    character_id,
-                    character_name: r.get(2),
-                    corporation_id: r.get(3),
-                    corporation_name: r.get(4),
-                    alliance_id: r.get(5),
-                    alliance_name: r.get(6),
-                    team: team(battle_id, r.get(7))?,
-                    third_party: third.contains(&(battle_id, character_id)),
-                    ships_flown: decode(battle_id, "ships_flown", ships)?,
-                    kills: r.get::<_, Option<i32>>(9).unwrap_or(0),
-                    deaths: r.get::<_, Option<i32>>(10).unwrap_or(0),
-                    damage_done: r.get::<_, Option<i64>>(11).unwrap_or(0),
-                    damage_received: r.get::<_, Option<i64>>(12).unwrap_or(0),
-                    isk_destroyed: r.get::<_, Option<i64>>(13).unwrap_or(0),
-                    isk_lost: r.get::<_, Option<i64>>(14).unwrap_or(0),
-                    first_seen_at: r.get(15),
-                    last_seen_at: r.get(16),
-                });
+                .push(participant_of(&r, third_party)?);
         }
         let mut killmails: HashMap<Uuid, Vec<BattleKillmail>> = HashMap::new();
         for r in client
             .query(
-                "SELECT battle_id, killmail_id, killmail_time, system_id, victim_character_id,
-                   victim_alliance_id, victim_ship_type_id, victim_team, isk_destroyed
-                 FROM battle_killmails WHERE $1::uuid[] IS NULL OR battle_id = ANY($1)
-                 ORDER BY battle_id, killmail_time, killmail_id",
+                &format!(
+                    "SELECT {BATTLE_KILLMAIL_COLUMNS} FROM battle_killmails
+                     WHERE $1::uuid[] IS NULL OR battle_id = ANY($1)
+                     ORDER BY battle_id, killmail_time, killmail_id"
+                ),
                 &[&ids],
             )
             .await?
         {
-            let battle_id: Uuid = r.get(0);
             killmails
-                .entry(battle_id)
+                .entry(r.get(0))
                 .or_default()
-                .push(BattleKillmail {
-                    killmail_id: r.get(1),
-                    killmail_time: r.get(2),
-                    system_id: r.get(3),
-                    victim_character_id: r.get(4),
-                    victim_alliance_id: r.get(5),
-                    victim_ship_type_id: r.get(6),
-                    victim_team: team(battle_id, r.get(7))?,
-                    isk_destroyed: r.get::<_, Option<i64>>(8).unwrap_or(0),
-                });
+                .push(battle_killmail_of(&r)?);
         }
         let mut out = BTreeMap::new();
         for r in &battles {
@@ -346,11 +311,60 @@ impl Sink {
     }
 }
 
+/// The columns of `battle_participants` that [`participant_of`] reads, in its order.
+pub(crate) const PARTICIPANT_COLUMNS: &str = "battle_id, character_id, character_name, \
+    corporation_id, corporation_name, alliance_id, alliance_name, team, ships_flown, kills, \
+    deaths, damage_done, damage_received, isk_destroyed, isk_lost, first_seen_at, last_seen_at";
+
+/// The columns of `battle_killmails` that [`battle_killmail_of`] reads, in its order.
+pub(crate) const BATTLE_KILLMAIL_COLUMNS: &str = "battle_id, killmail_id, killmail_time, \
+    system_id, victim_character_id, victim_alliance_id, victim_ship_type_id, victim_team, \
+    isk_destroyed";
+
+/// The participant of a [`PARTICIPANT_COLUMNS`] row.
+pub(crate) fn participant_of(r: &Row, third_party: bool) -> Result<Participant, SinkError> {
+    let battle_id: Uuid = r.get(0);
+    let ships: serde_json::Value = r.get(8);
+    Ok(Participant {
+        character_id: r.get(1),
+        character_name: r.get(2),
+        corporation_id: r.get(3),
+        corporation_name: r.get(4),
+        alliance_id: r.get(5),
+        alliance_name: r.get(6),
+        team: team(battle_id, r.get(7))?,
+        third_party,
+        ships_flown: decode(battle_id, "ships_flown", ships)?,
+        kills: r.get::<_, Option<i32>>(9).unwrap_or(0),
+        deaths: r.get::<_, Option<i32>>(10).unwrap_or(0),
+        damage_done: r.get::<_, Option<i64>>(11).unwrap_or(0),
+        damage_received: r.get::<_, Option<i64>>(12).unwrap_or(0),
+        isk_destroyed: r.get::<_, Option<i64>>(13).unwrap_or(0),
+        isk_lost: r.get::<_, Option<i64>>(14).unwrap_or(0),
+        first_seen_at: r.get(15),
+        last_seen_at: r.get(16),
+    })
+}
+
+/// The battle killmail of a [`BATTLE_KILLMAIL_COLUMNS`] row.
+pub(crate) fn battle_killmail_of(r: &Row) -> Result<BattleKillmail, SinkError> {
+    Ok(BattleKillmail {
+        killmail_id: r.get(1),
+        killmail_time: r.get(2),
+        system_id: r.get(3),
+        victim_character_id: r.get(4),
+        victim_alliance_id: r.get(5),
+        victim_ship_type_id: r.get(6),
+        victim_team: team(r.get(0), r.get(7))?,
+        isk_destroyed: r.get::<_, Option<i64>>(8).unwrap_or(0),
+    })
+}
+
 /// The killmail of a `(killmail_id, record)` row.
 fn killmail_of(row: &Row) -> Result<Killmail, SinkError> {
     let id: i64 = row.get(0);
     let record: &[u8] = row.get(1);
-    serde_json::from_slice(record).map_err(|source| SinkError::StoredKillmail {
+    crate::record::decode(record).map_err(|source| SinkError::StoredKillmail {
         killmail_id: id,
         source,
     })
@@ -364,19 +378,13 @@ fn battle_from_row(
     let id: Uuid = r.get(0);
     let int = |i: usize| r.get::<_, Option<i32>>(i).unwrap_or(0);
     let big = |i: usize| r.get::<_, Option<i64>>(i).unwrap_or(0);
-    let json = |i: usize| {
-        r.get::<_, Option<serde_json::Value>>(i)
-            .unwrap_or(serde_json::Value::Null)
-    };
-    let statistics = Statistics {
-        top_killers: decode(id, "top_killers", json(24))?,
-        top_losers: decode(id, "top_losers", json(25))?,
-        team_a_ship_types: decode(id, "team_a_ship_types", json(26))?,
-        team_b_ship_types: decode(id, "team_b_ship_types", json(27))?,
-        team_a_alliances: decode(id, "team_a_alliances", json(28))?,
-        team_b_alliances: decode(id, "team_b_alliances", json(29))?,
-        killmail_timeline: decode(id, "killmail_timeline", json(30))?,
-        systems_involved: decode(id, "systems_involved", json(31))?,
+    let kms = killmails.remove(&id).unwrap_or_default();
+    let participants = participants.remove(&id).unwrap_or_default();
+    let has_statistics: bool = r.get(33);
+    let statistics = if !has_statistics && kms.len() == DERIVED_STATISTICS_KILLMAILS {
+        derived_statistics(r.get(3), r.get(4), &participants, &kms)
+    } else {
+        stored_statistics(r, id)?
     };
     let status_text: String = r.get(22);
     let status = BattleStatus::parse(&status_text).ok_or_else(|| SinkError::StoredBattle {
@@ -387,7 +395,6 @@ fn battle_from_row(
         Some(t) => Some(team(id, t)?),
         None => None,
     };
-    let kms = killmails.remove(&id).unwrap_or_default();
     let first_killmail_id = kms.first().map(|k| k.killmail_id).unwrap_or_default();
     let last_killmail_at: Option<DateTime<Utc>> = r.get(23);
     let report = BattleReport {
@@ -420,11 +427,29 @@ fn battle_from_row(
         winning_team,
         last_killmail_at: last_killmail_at.unwrap_or_else(|| r.get(2)),
         isk_estimated: r.get(32),
-        participants: participants.remove(&id).unwrap_or_default(),
+        participants,
         killmails: kms,
         statistics,
     };
     Ok((report, status))
+}
+
+/// The statistics of a `battle_statistics` row (columns 24 to 31 of `r`; defaults when NULL).
+fn stored_statistics(r: &Row, id: Uuid) -> Result<Statistics, SinkError> {
+    let json = |i: usize| {
+        r.get::<_, Option<serde_json::Value>>(i)
+            .unwrap_or(serde_json::Value::Null)
+    };
+    Ok(Statistics {
+        top_killers: decode(id, "top_killers", json(24))?,
+        top_losers: decode(id, "top_losers", json(25))?,
+        team_a_ship_types: decode(id, "team_a_ship_types", json(26))?,
+        team_b_ship_types: decode(id, "team_b_ship_types", json(27))?,
+        team_a_alliances: decode(id, "team_a_alliances", json(28))?,
+        team_b_alliances: decode(id, "team_b_alliances", json(29))?,
+        killmail_timeline: decode(id, "killmail_timeline", json(30))?,
+        systems_involved: decode(id, "systems_involved", json(31))?,
+    })
 }
 
 fn team(battle_id: Uuid, s: String) -> Result<Team, SinkError> {

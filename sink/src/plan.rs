@@ -13,6 +13,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::changes::{BattleStatus, StatusRule, StepChanges};
+use crate::derived::statistics_are_derived;
 use crate::error::SinkError;
 use crate::text::{pg_string, to_pg_json};
 use battles_dataflow::BattleChange;
@@ -24,6 +25,9 @@ pub(crate) struct WritePlan {
     /// Battles written with only a `+1`: their stored child rows not in the new report are stale.
     pub created_ids: Vec<Uuid>,
     pub statistics: StatisticsColumns,
+    /// Battles whose statistics are derived from their rows ([`crate::derived`]): they have no
+    /// statistics row, and a stored one is deleted.
+    pub statistics_derived: Vec<Uuid>,
     pub participants: ParticipantColumns,
     /// Participants of created battles, all of them (to delete stale stored ones).
     pub created_participant_keys: Keys,
@@ -180,8 +184,9 @@ pub(crate) struct KillmailColumns {
     pub killmail_time: Vec<DateTime<Utc>>,
     pub solar_system_id: Vec<i64>,
     pub region_id: Vec<i64>,
-    /// The killmail's JSON, as bytes.
+    /// The killmail's stored form ([`crate::record::encode`]).
     pub record: Vec<Vec<u8>>,
+    pub isk_estimated: Vec<bool>,
 }
 
 #[derive(Debug, Default)]
@@ -226,7 +231,11 @@ impl WritePlan {
                     let status = rule.status_of(new.last_killmail_at);
                     plan.push_battle(new, status);
                     plan.created_ids.push(id);
-                    plan.push_statistics(new);
+                    if statistics_are_derived(new) {
+                        plan.statistics_derived.push(id);
+                    } else {
+                        plan.push_statistics(new);
+                    }
                     for p in &new.participants {
                         plan.participants.push(id, p);
                         plan.created_participant_keys.push(id, p.character_id);
@@ -243,9 +252,7 @@ impl WritePlan {
                 BattleChange::Updated { old, new } => {
                     let status = rule.status_of(new.last_killmail_at);
                     plan.push_battle(new, status);
-                    if old.statistics != new.statistics {
-                        plan.push_statistics(new);
-                    }
+                    plan.update_statistics(old, new);
                     plan.diff_participants(id, &old.participants, &new.participants);
                     plan.diff_killmails(id, &old.killmails, &new.killmails);
                 }
@@ -266,8 +273,8 @@ impl WritePlan {
             c.killmail_time.push(k.killmail_time);
             c.solar_system_id.push(k.solar_system_id);
             c.region_id.push(k.region_id);
-            c.record
-                .push(serde_json::to_vec(k).expect("killmails serialize to JSON"));
+            c.record.push(crate::record::encode(k));
+            c.isk_estimated.push(k.isk_estimated);
         }
         plan.killmails_retracted = changes.killmails_retracted.clone();
 
@@ -362,6 +369,19 @@ impl WritePlan {
                 status: status.as_str().to_owned(),
             },
         );
+    }
+
+    /// The statistics write of a battle that was `old` and is `new`: none when neither they
+    /// nor where they come from (a row, or the battle's rows) changed.
+    fn update_statistics(&mut self, old: &BattleReport, new: &BattleReport) {
+        let was_derived = statistics_are_derived(old);
+        if statistics_are_derived(new) {
+            if !was_derived || old.statistics != new.statistics {
+                self.statistics_derived.push(new.battle_id);
+            }
+        } else if was_derived || old.statistics != new.statistics {
+            self.push_statistics(new);
+        }
     }
 
     fn push_statistics(&mut self, r: &BattleReport) {

@@ -80,6 +80,8 @@ WHERE (b.started_at, b.ended_at, b.primary_system_id, b.primary_system_name, b.p
   EXCLUDED.is_decisive, EXCLUDED.winning_team, EXCLUDED.status, EXCLUDED.last_killmail_at)
 RETURNING b.id, (b.xmax = 0) AS inserted";
 
+const DELETE_STATISTICS: &str = "DELETE FROM battle_statistics WHERE battle_id = ANY($1::uuid[])";
+
 const UPSERT_STATISTICS: &str = "
 INSERT INTO battle_statistics AS s (battle_id, top_killers, top_losers, team_a_ship_types,
   team_b_ship_types, team_a_alliances, team_b_alliances, killmail_timeline, systems_involved)
@@ -194,8 +196,10 @@ RETURNING id, started_at, ended_at, primary_system_id, primary_system_name, prim
 const DELETE_KILLMAILS: &str = "DELETE FROM killmails WHERE killmail_id = ANY($1::int8[])";
 
 const INSERT_KILLMAILS: &str = "
-INSERT INTO killmails (killmail_id, killmail_hash, killmail_time, solar_system_id, region_id, record)
-SELECT * FROM UNNEST($1::int8[], $2::text[], $3::timestamptz[], $4::int8[], $5::int8[], $6::bytea[])
+INSERT INTO killmails (killmail_id, killmail_hash, killmail_time, solar_system_id, region_id, record,
+  isk_estimated)
+SELECT * FROM UNNEST($1::int8[], $2::text[], $3::timestamptz[], $4::int8[], $5::int8[], $6::bytea[],
+  $7::bool[])
 ON CONFLICT (killmail_id) DO NOTHING";
 
 const INSERT_REJECTIONS: &str = "
@@ -272,6 +276,7 @@ pub(crate) async fn write(
                     &k.solar_system_id,
                     &k.region_id,
                     &k.record,
+                    &k.isk_estimated,
                 ],
             )
             .await? as usize;
@@ -351,6 +356,12 @@ pub(crate) async fn write(
             )
             .await?;
         touched.extend(rows.iter().map(|r| r.get::<_, Uuid>(0)));
+    }
+
+    // Statistics derived from the battles' rows are not stored; rows of a bulk load are new.
+    if !copy && !plan.statistics_derived.is_empty() {
+        tx.execute(DELETE_STATISTICS, &[&plan.statistics_derived])
+            .await?;
     }
 
     laps.lap("statistics");

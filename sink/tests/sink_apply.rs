@@ -558,3 +558,53 @@ async fn engine_merges_give_aliases_and_events_that_agree() {
     drop(sink);
     db.drop_database().await.unwrap();
 }
+
+#[tokio::test]
+async fn one_killmail_battles_have_no_statistics_row_and_read_back_whole() {
+    use battles_dataflow::summarize::summarize;
+    use std::sync::Arc;
+    let (db, sink) = fresh().await;
+    let client = db.connect().await.unwrap();
+    let first = killmail(&km(1, 0, 2001, &[1000, 1002], 10_000_000));
+    let second = killmail(&km(2, 3, 1003, &[2002, 2001], 25_000_000));
+    let one = Arc::new(summarize(&[&first]));
+    let two = Arc::new(summarize(&[&first, &second]));
+    assert_eq!(one.battle_id, two.battle_id);
+    assert!(battles_sink::derived::statistics_are_derived(&one));
+    let statistics_rows = "SELECT count(*) FROM battle_statistics";
+
+    // Created with one killmail: no statistics row, and the report reads back whole.
+    sink.apply(StepChanges {
+        battles: vec![BattleChange::Created(one.clone())],
+        killmails_inserted: vec![first.clone()],
+        ..StepChanges::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(count(&client, statistics_rows).await, 0);
+    assert_eq!(sink.load_reports().await.unwrap()[&one.battle_id].0, *one);
+
+    // Grown to two killmails: the row is written.
+    sink.apply(StepChanges {
+        battles: classify(vec![(one.clone(), -1), (two.clone(), 1)]).unwrap(),
+        killmails_inserted: vec![second.clone()],
+        ..StepChanges::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(count(&client, statistics_rows).await, 1);
+    assert_eq!(sink.load_reports().await.unwrap()[&two.battle_id].0, *two);
+
+    // Back to one (the second retracted): the row goes, the report still reads back whole.
+    sink.apply(StepChanges {
+        battles: classify(vec![(two.clone(), -1), (one.clone(), 1)]).unwrap(),
+        killmails_retracted: vec![second.killmail_id],
+        ..StepChanges::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(count(&client, statistics_rows).await, 0);
+    assert_eq!(sink.load_reports().await.unwrap()[&one.battle_id].0, *one);
+    drop(client);
+    db.drop_database().await.unwrap();
+}

@@ -378,3 +378,50 @@ async fn the_database_is_created_when_missing() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn killmail_records_of_before_v7_stay_readable_with_their_isk_flag() {
+    let server = Discovery::from_env().discover().await.unwrap();
+    let db = TestDatabase::create_empty_on(server).await.unwrap();
+    let mut client = db.connect().await.unwrap();
+    migrate_to(&mut client, Some(6)).await.unwrap();
+    // Two killmails as V3 to V6 stored them: their JSON text, one with an estimated value and
+    // a NUL in a name (escaped in the JSON).
+    let mut estimated = common::killmail(&common::km(1, 0, 2001, &[1000], 10_000_000));
+    estimated.isk_estimated = true;
+    estimated.solar_system_name = "Jo\0rund".into();
+    let given = common::killmail(&common::km(2, 1, 2002, &[1001], 20_000_000));
+    for k in [&estimated, &given] {
+        client
+            .execute(
+                "INSERT INTO killmails (killmail_id, killmail_hash, killmail_time,
+                   solar_system_id, region_id, record) VALUES ($1, $2, $3, $4, $5, $6)",
+                &[
+                    &k.killmail_id,
+                    &k.killmail_hash,
+                    &k.killmail_time,
+                    &k.solar_system_id,
+                    &k.region_id,
+                    &serde_json::to_vec(k).unwrap(),
+                ],
+            )
+            .await
+            .unwrap();
+    }
+    migrate(&mut client).await.unwrap();
+    let flags: Vec<(i64, bool)> = client
+        .query(
+            "SELECT killmail_id, isk_estimated FROM killmails ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(flags, [(1, true), (2, false)]);
+    let sink = db.sink().await.unwrap();
+    assert_eq!(sink.load_killmails(None).await.unwrap(), [estimated, given]);
+    drop(client);
+    db.drop_database().await.unwrap();
+}

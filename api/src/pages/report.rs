@@ -56,7 +56,7 @@ pub async fn report_page(
         let error = moved_or_missing(&client, id, "", None).await;
         return Err(PageError::with_suffix(error, String::new()));
     };
-    let stored = detail::StoredStatistics::from_row(&row, id)?;
+    let stored = detail::StoredStatistics::of_battle(&client, &row, id).await?;
     let mut unnamed = stored.unnamed();
     for c in &corporations {
         c.note_unnamed(&mut unnamed);

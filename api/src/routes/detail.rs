@@ -1,5 +1,6 @@
 //! `GET /api/battles/{id}`: one battle in full, read in one query (the battle row joined with
-//! its `battle_statistics` row), plus one names-cache query when the resolver is on and some
+//! its `battle_statistics` row; a battle of one killmail without that row has its statistics
+//! rebuilt from its participant and killmail rows, two more small queries), plus one names-cache query when the resolver is on and some
 //! entity is unnamed. Ship type names and system security come from the embedded SDE.
 
 use std::collections::BTreeMap;
@@ -68,6 +69,47 @@ pub(crate) struct StoredStatistics {
 }
 
 impl StoredStatistics {
+    /// The statistics of the battle of `row` ([`battle_row`]): its `battle_statistics` row,
+    /// or, for a battle of one killmail that has none, the statistics the sink left out
+    /// because they follow from its participant and killmail rows (`battles_sink::derived`).
+    pub(crate) async fn of_battle(
+        client: &Client,
+        row: &Row,
+        id: Uuid,
+    ) -> ApiResult<StoredStatistics> {
+        let derived = !row.get::<_, bool>("has_statistics")
+            && usize::try_from(int(row, "total_killmails"))
+                == Ok(battles_sink::derived::DERIVED_STATISTICS_KILLMAILS);
+        if !derived {
+            return StoredStatistics::from_row(row, id);
+        }
+        let system_name: Option<String> = row.get("primary_system_name");
+        let s = battles_sink::derived::load_derived_statistics(
+            client,
+            id,
+            row.get("primary_system_id"),
+            system_name.as_deref().unwrap_or_default(),
+        )
+        .await
+        .map_err(|e| match e {
+            battles_sink::SinkError::Database(e) => ApiError::Database(e),
+            other => ApiError::Inconsistent(format!("battle {id}: {other}")),
+        })?;
+        Ok(StoredStatistics {
+            top_killers: as_stored(&s.top_killers, "top_killers", id)?,
+            top_losers: as_stored(&s.top_losers, "top_losers", id)?,
+            ship_types: [
+                as_stored(&s.team_a_ship_types, "team_a_ship_types", id)?,
+                as_stored(&s.team_b_ship_types, "team_b_ship_types", id)?,
+            ],
+            alliances: [
+                as_stored(&s.team_a_alliances, "team_a_alliances", id)?,
+                as_stored(&s.team_b_alliances, "team_b_alliances", id)?,
+            ],
+        })
+    }
+
+    /// The statistics of the `battle_statistics` columns of `row` (defaults when NULL).
     pub(crate) fn from_row(row: &Row, id: Uuid) -> ApiResult<StoredStatistics> {
         Ok(StoredStatistics {
             top_killers: json_column(row, "top_killers", id)?,
@@ -96,6 +138,17 @@ impl StoredStatistics {
         }
         unnamed
     }
+}
+
+/// Derived statistics read as the JSON the sink would have stored for them.
+fn as_stored<T: serde::Serialize, U: DeserializeOwned>(
+    value: &T,
+    column: &str,
+    id: Uuid,
+) -> ApiResult<U> {
+    serde_json::to_value(value)
+        .and_then(serde_json::from_value)
+        .map_err(|e| ApiError::Inconsistent(format!("battle {id}: derived {column}: {e}")))
 }
 
 /// A JSONB column decoded, its default when NULL.
@@ -131,7 +184,7 @@ pub async fn battle_detail(
     let Some(row) = battle_row(&client, id).await? else {
         return Err(moved_or_missing(&client, id, "", raw.as_deref()).await);
     };
-    let stored = StoredStatistics::from_row(&row, id)?;
+    let stored = StoredStatistics::of_battle(&client, &row, id).await?;
     let names = names::resolve(state.names(), &client, stored.unnamed()).await?;
     Ok(Json(detail_from(&row, stored, &names)))
 }
@@ -140,7 +193,7 @@ pub(crate) async fn battle_row(client: &Client, id: Uuid) -> ApiResult<Option<Ro
     let sql = format!(
         "SELECT {SUMMARY_COLUMNS}, b.last_killmail_at, b.created_at, b.updated_at, \
            s.top_killers, s.top_losers, s.team_a_ship_types, s.team_b_ship_types, \
-           s.team_a_alliances, s.team_b_alliances \
+           s.team_a_alliances, s.team_b_alliances, s.battle_id IS NOT NULL AS has_statistics \
          FROM battles b LEFT JOIN battle_statistics s ON s.battle_id = b.id \
          WHERE b.id = $1 AND b.deleted_at IS NULL"
     );
