@@ -85,11 +85,11 @@ fn team_index(team: Team) -> usize {
 
 /// The participants that `included` admits, best `rank` first (ties: smaller character id),
 /// at most [`TOP_N`].
-fn top<'a>(
-    participants: &'a [Participant],
+fn top(
+    participants: &[Participant],
     included: impl Fn(&Participant) -> bool,
     rank: impl Fn(&Participant) -> (i64, i64),
-) -> Vec<&'a Participant> {
+) -> Vec<&Participant> {
     let mut chosen: Vec<&Participant> = participants.iter().filter(|p| included(p)).collect();
     chosen.sort_by(|a, b| {
         rank(b)
