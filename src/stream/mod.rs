@@ -9,7 +9,6 @@
 //! `kill -9` too) resumes from them, so nothing is lost and nothing is counted twice.
 
 pub mod control;
-pub mod order;
 pub mod relay;
 pub mod source;
 

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
-use super::order::TimeOrder;
 use crate::ingest::{parse_record, IngestContext};
 use crate::sources::{open_sources, SourcePosition};
 
@@ -330,13 +329,7 @@ fn kafka_consumer_config(options: &KafkaOptions) -> rdkafka::ClientConfig {
         .set("fetch.wait.max.ms", "100")
         // Prefetch up to 64 MB per partition queue: enough to keep steps full at 10k+/s, bounded.
         .set("queued.max.messages.kbytes", "65536")
-        .set("queued.min.messages", "20000")
-        // A fetch takes at most 64 KB of each partition (librdkafka's default is 1 MB): with a
-        // backlog, one partition's megabyte spans days of killmail time, and the next one's
-        // starts again at the beginning. Small per-partition fetches keep the partitions'
-        // positions close in time, so the time order of `order::TimeOrder` needs little
-        // buffering. A message larger than this still comes whole (KIP-74).
-        .set("max.partition.fetch.bytes", "65536");
+        .set("queued.min.messages", "20000");
     config
 }
 
@@ -355,21 +348,14 @@ fn consume(
 
     let mut newest: HashMap<i32, (i64, Option<i64>)> = HashMap::new();
     let mut lag_checked = Instant::now() - Duration::from_secs(60);
-    // Partitions' messages go out merged by killmail time (see `order`); a partition that
-    // delivered nothing for a quarter of a second (caught up) holds nothing back.
-    let mut order = TimeOrder::new(batch.saturating_mul(4), Duration::from_millis(250));
     while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        let mut out = Vec::new();
         let started = Instant::now();
-        let mut polled = 0;
-        // Polls past the capacity, so a full buffer always releases its oldest.
-        while order.len() <= batch.saturating_mul(4)
-            && started.elapsed() < Duration::from_millis(100)
-        {
+        while out.len() < batch && started.elapsed() < Duration::from_millis(100) {
             match consumer.poll(Duration::from_millis(50)) {
                 Some(Ok(m)) => {
-                    polled += 1;
                     newest.insert(m.partition(), (m.offset(), m.timestamp().to_millis()));
-                    let message = Message {
+                    out.push(Message {
                         key: kafka_key(&topic, m.partition()),
                         offset: m.offset(),
                         position: SourcePosition::Kafka {
@@ -378,17 +364,15 @@ fn consume(
                             offset: m.offset(),
                         },
                         payload: m.payload().unwrap_or_default().to_vec(),
-                    };
-                    order.push(m.partition(), message, Instant::now());
+                    });
                 }
                 // The broker away, a partition error: librdkafka reconnects by itself; the
                 // stream goes on when it is back.
                 Some(Err(e)) => tracing::warn!("kafka: {e}"),
-                None if polled == 0 && order.is_empty() => {}
+                None if out.is_empty() => {}
                 None => break,
             }
         }
-        let out = order.release(Instant::now(), batch);
         // A broker round trip per partition, stopping at the first one behind; short timeouts
         // keep the check from stalling consumption.
         if lag_checked.elapsed() >= Duration::from_secs(5) {
