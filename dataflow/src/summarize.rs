@@ -449,6 +449,41 @@ fn combine<'a, K: Ord + Copy + 'a, V: Clone + 'a>(
 /// The value of `key` in a sorted map.
 /// The first [`TOP_N`] of the `included` participants by `rank`, highest first, ties to the
 /// smallest character id.
+/// The battle's top killers: participants with kills, most kills then most ISK destroyed
+/// first (ties: smaller character id), at most [`TOP_N`]. The sink asks this too when it
+/// rebuilds the statistics it does not store.
+pub fn top_killers(participants: &[Participant]) -> Vec<TopKiller> {
+    top(
+        participants,
+        |p| p.kills > 0,
+        |p| (i64::from(p.kills), p.isk_destroyed),
+        |p| TopKiller {
+            character_id: p.character_id,
+            name: p.character_name.clone(),
+            team: p.team,
+            kills: p.kills,
+            isk_destroyed: p.isk_destroyed,
+        },
+    )
+}
+
+/// The battle's top losers: participants with deaths, most ISK lost then most deaths first
+/// (ties: smaller character id), at most [`TOP_N`].
+pub fn top_losers(participants: &[Participant]) -> Vec<TopLoser> {
+    top(
+        participants,
+        |p| p.deaths > 0,
+        |p| (p.isk_lost, i64::from(p.deaths)),
+        |p| TopLoser {
+            character_id: p.character_id,
+            name: p.character_name.clone(),
+            team: p.team,
+            deaths: p.deaths,
+            isk_lost: p.isk_lost,
+        },
+    )
+}
+
 fn top<T>(
     participants: &[Participant],
     included: impl Fn(&Participant) -> bool,
@@ -601,30 +636,8 @@ pub fn summarize_pieces(pieces: &[&Piece]) -> BattleReport {
         });
     }
 
-    let top_killers = top(
-        &participants,
-        |p| p.kills > 0,
-        |p| (i64::from(p.kills), p.isk_destroyed),
-        |p| TopKiller {
-            character_id: p.character_id,
-            name: p.character_name.clone(),
-            team: p.team,
-            kills: p.kills,
-            isk_destroyed: p.isk_destroyed,
-        },
-    );
-    let top_losers = top(
-        &participants,
-        |p| p.deaths > 0,
-        |p| (p.isk_lost, i64::from(p.deaths)),
-        |p| TopLoser {
-            character_id: p.character_id,
-            name: p.character_name.clone(),
-            team: p.team,
-            deaths: p.deaths,
-            isk_lost: p.isk_lost,
-        },
-    );
+    let top_killers = top_killers(&participants);
+    let top_losers = top_losers(&participants);
 
     let sorted_alliances = |m: &BTreeMap<i64, AllianceStats>| {
         let mut v: Vec<AllianceStats> = m.values().cloned().collect();

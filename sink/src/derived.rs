@@ -17,9 +17,9 @@ use std::collections::BTreeMap;
 
 use battles_dataflow::report::{
     AllianceStats, BattleKillmail, BattleReport, Participant, Statistics, SystemStats, Team,
-    TimelineEntry, TopKiller, TopLoser,
+    TimelineEntry,
 };
-use battles_dataflow::summarize::TOP_N;
+use battles_dataflow::summarize::{top_killers, top_losers};
 use tokio_postgres::Client;
 use uuid::Uuid;
 
@@ -81,57 +81,6 @@ pub fn derived_statistics(
 
 fn team_index(team: Team) -> usize {
     (team == Team::B) as usize
-}
-
-/// The participants that `included` admits, best `rank` first (ties: smaller character id),
-/// at most [`TOP_N`].
-fn top(
-    participants: &[Participant],
-    included: impl Fn(&Participant) -> bool,
-    rank: impl Fn(&Participant) -> (i64, i64),
-) -> Vec<&Participant> {
-    let mut chosen: Vec<&Participant> = participants.iter().filter(|p| included(p)).collect();
-    chosen.sort_by(|a, b| {
-        rank(b)
-            .cmp(&rank(a))
-            .then(a.character_id.cmp(&b.character_id))
-    });
-    chosen.truncate(TOP_N);
-    chosen
-}
-
-fn top_killers(participants: &[Participant]) -> Vec<TopKiller> {
-    top(
-        participants,
-        |p| p.kills > 0,
-        |p| (i64::from(p.kills), p.isk_destroyed),
-    )
-    .into_iter()
-    .map(|p| TopKiller {
-        character_id: p.character_id,
-        name: p.character_name.clone(),
-        team: p.team,
-        kills: p.kills,
-        isk_destroyed: p.isk_destroyed,
-    })
-    .collect()
-}
-
-fn top_losers(participants: &[Participant]) -> Vec<TopLoser> {
-    top(
-        participants,
-        |p| p.deaths > 0,
-        |p| (p.isk_lost, i64::from(p.deaths)),
-    )
-    .into_iter()
-    .map(|p| TopLoser {
-        character_id: p.character_id,
-        name: p.character_name.clone(),
-        team: p.team,
-        deaths: p.deaths,
-        isk_lost: p.isk_lost,
-    })
-    .collect()
 }
 
 /// Each side's alliances: pilots and ISK destroyed from the participants, ISK lost from the
