@@ -276,6 +276,9 @@ fn drop_db(db: TestDatabase) {
 }
 
 fn main() {
+    // `RUST_LOG=battles=debug` shows each step and transaction (the bench prints its figures
+    // either way).
+    battles::telemetry::init(battles::telemetry::LogFormat::Text);
     let cluster = MockCluster::new(1).unwrap();
     let modes = env("BENCH_MODES", "sustained,latency".to_owned());
     if modes.contains("sustained") {

@@ -76,23 +76,30 @@ impl Sink {
         .await
     }
 
-    /// The stored neighbourhood of a time range: every killmail of every stored battle that
-    /// has a killmail in `range`, plus stored killmails in `range` that no battle holds. This
-    /// is what the engine must hold to cluster a late killmail in `range` (widened by the link
-    /// window) exactly as if it had come on time. Killmails of battles that retention
-    /// soft-deleted are left out: they are history no one clusters again.
+    /// The stored neighbourhood of some time ranges: every killmail of every stored battle
+    /// that has a killmail in one of `ranges`, plus stored killmails in them that no battle
+    /// holds, each once. This is what the engine must hold to cluster a late killmail in a
+    /// range (widened by the link window) exactly as if it had come on time. Killmails of
+    /// battles that retention soft-deleted are left out: they are history no one clusters
+    /// again.
     pub async fn load_neighbourhood(
         &self,
-        range: Range<DateTime<Utc>>,
+        ranges: &[Range<DateTime<Utc>>],
     ) -> Result<Vec<Killmail>, SinkError> {
+        if ranges.is_empty() {
+            return Ok(Vec::new());
+        }
+        let starts: Vec<DateTime<Utc>> = ranges.iter().map(|r| r.start).collect();
+        let ends: Vec<DateTime<Utc>> = ranges.iter().map(|r| r.end).collect();
         with_retry(self.config().retry, "load neighbourhood", || async {
             let client = self.pool().get().await?;
             let rows = client
                 .query(
                     "WITH near AS (
-                       SELECT k.killmail_id FROM killmails k
-                       WHERE k.killmail_time >= $1 AND k.killmail_time < $2
-                         AND NOT EXISTS (
+                       SELECT DISTINCT k.killmail_id
+                       FROM unnest($1::timestamptz[], $2::timestamptz[]) AS r(lo, hi)
+                       JOIN killmails k ON k.killmail_time >= r.lo AND k.killmail_time < r.hi
+                       WHERE NOT EXISTS (
                            SELECT 1 FROM battle_killmails bk JOIN battles b ON b.id = bk.battle_id
                            WHERE bk.killmail_id = k.killmail_id AND b.deleted_at IS NOT NULL)),
                      touched AS (
@@ -103,7 +110,7 @@ impl Sink {
                        SELECT bk.killmail_id FROM battle_killmails bk JOIN touched USING (battle_id)
                        UNION SELECT killmail_id FROM near)
                      ORDER BY k.killmail_time, k.killmail_id",
-                    &[&range.start, &range.end],
+                    &[&starts, &ends],
                 )
                 .await?;
             rows.into_iter().map(|row| killmail_of(&row)).collect()

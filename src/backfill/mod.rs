@@ -23,7 +23,7 @@ pub mod progress;
 pub mod read;
 pub(crate) mod writer;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -313,8 +313,9 @@ pub(crate) struct Sweep<'a> {
     /// Transactions the writer keeps in flight.
     writers: usize,
     engine: Engine,
-    /// (time, id) of every stored killmail, those of earlier batches of this run included.
-    stored_times: Vec<(i64, i64)>,
+    /// (time, id) of every stored killmail, those of earlier batches of this run included: an
+    /// ordered set, since the live service adds to it at every step for as long as it runs.
+    stored_times: BTreeSet<(i64, i64)>,
     window: chrono::Duration,
     lateness: chrono::Duration,
     chunk: usize,
@@ -340,11 +341,10 @@ impl<'a> Sweep<'a> {
         sink: Arc<Sink>,
         runtime: &'a tokio::runtime::Runtime,
         engine: Engine,
-        mut stored_times: Vec<(i64, i64)>,
+        stored_times: Vec<(i64, i64)>,
         options: SweepOptions,
         progress: &'a Progress,
     ) -> Sweep<'a> {
-        stored_times.sort_unstable();
         // Steps of battles written once have no order between them.
         let writers = if options.hold_until_final {
             options.writers.max(1)
@@ -357,7 +357,7 @@ impl<'a> Sweep<'a> {
             writer: Writer::start(sink, runtime, writers),
             writers,
             engine,
-            stored_times,
+            stored_times: stored_times.into_iter().collect(),
             window: options.window,
             lateness: options.lateness,
             chunk: options.chunk.max(1),
@@ -508,9 +508,7 @@ impl<'a> Sweep<'a> {
 
     /// True when the database already held `id` or an earlier batch of this sweep wrote it.
     pub(crate) fn is_stored(&self, time: DateTime<Utc>, id: i64) -> bool {
-        self.stored_times
-            .binary_search(&(time.timestamp(), id))
-            .is_ok()
+        self.stored_times.contains(&(time.timestamp(), id))
     }
 
     /// Clusters `killmails` (none of them stored yet) and writes the changes, with `extras` in
@@ -543,7 +541,6 @@ impl<'a> Sweep<'a> {
             let mut chunk = rest.split_off(rest.len() - take);
             chunk.reverse();
             let first = chunk[0].killmail_time;
-            let last = chunk[chunk.len() - 1].killmail_time;
 
             let t = Instant::now();
             let eviction = self.engine.evict_closed(first - self.lateness)?;
@@ -571,21 +568,29 @@ impl<'a> Sweep<'a> {
                 self.send_final(done, status)?;
             }
 
-            let (from, to) = (
-                first - self.window,
-                last + self.window + chrono::Duration::seconds(1),
-            );
-            if has_unloaded(&self.stored_times, from, to, &self.engine) {
-                if self.deferred_overlap(from, to) {
+            let ranges = unloaded_ranges(&self.stored_times, &chunk, self.window, &self.engine);
+            if !ranges.is_empty() {
+                if ranges.iter().any(|r| self.deferred_overlap(r.start, r.end)) {
                     tracing::info!("new killmails reach battles a bulk load deferred: ending it");
                     self.end_bulk()?;
                 }
                 // The neighbourhood must be read after everything before it committed.
+                let waited = Instant::now();
                 self.summary.sink_wait += self.writer.flush()?;
+                let flushed = waited.elapsed();
                 let neighbourhood = self
                     .runtime
-                    .block_on(self.sink.load_neighbourhood(from..to))
+                    .block_on(self.sink.load_neighbourhood(&ranges))
                     .context("loading stored battles next to the new killmails")?;
+                tracing::debug!(
+                    flush_ms = flushed.as_millis() as u64,
+                    read_ms = (waited.elapsed() - flushed).as_millis() as u64,
+                    ranges = ranges.len(),
+                    killmails = neighbourhood.len(),
+                    from = %ranges[0].start,
+                    to = %ranges[ranges.len() - 1].end,
+                    "reading stored battles back"
+                );
                 let t = Instant::now();
                 let before = self.engine.resident().killmails();
                 let back = self.engine.rehydrate(neighbourhood)?;
@@ -603,8 +608,8 @@ impl<'a> Sweep<'a> {
                         "stored battles disagree with the engine (stored by another version or \
                          rule?); repair them with `battles recluster --start-date {} \
                          --end-date {}`",
-                        from.date_naive(),
-                        to.date_naive()
+                        ranges[0].start.date_naive(),
+                        ranges[ranges.len() - 1].end.date_naive()
                     );
                 }
             }
@@ -660,7 +665,6 @@ impl<'a> Sweep<'a> {
         // Later batches may reach back into this one's time: they must see its killmails as
         // stored.
         self.stored_times.extend(times);
-        self.stored_times.sort_unstable();
         self.sweep_time += sweep_started.elapsed();
         Ok(())
     }
@@ -704,18 +708,42 @@ impl Deferred {
     }
 }
 
+/// The time ranges around `chunk`'s killmails (sorted by time), each killmail's widened by the
+/// link `window` and overlapping ones merged, that hold stored killmails the engine does not
+/// hold: what must be read back so the chunk clusters exactly as if it had come with them.
+/// Only a killmail's own window matters (nothing further away links to it), so a batch with
+/// one killmail a day late reads back that killmail's hours, not the whole day in between.
+fn unloaded_ranges(
+    stored: &BTreeSet<(i64, i64)>,
+    chunk: &[Killmail],
+    window: chrono::Duration,
+    engine: &Engine,
+) -> Vec<std::ops::Range<DateTime<Utc>>> {
+    let mut merged: Vec<std::ops::Range<DateTime<Utc>>> = Vec::new();
+    for k in chunk {
+        let (from, to) = (
+            k.killmail_time - window,
+            k.killmail_time + window + chrono::Duration::seconds(1),
+        );
+        match merged.last_mut() {
+            Some(r) if from <= r.end => r.end = r.end.max(to),
+            _ => merged.push(from..to),
+        }
+    }
+    merged.retain(|r| has_unloaded(stored, r.start, r.end, engine));
+    merged
+}
+
 /// True when the database holds killmails in `from..to` that the engine does not hold.
 fn has_unloaded(
-    stored: &[(i64, i64)],
+    stored: &BTreeSet<(i64, i64)>,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     engine: &Engine,
 ) -> bool {
     let (a, b) = (from.timestamp(), to.timestamp());
-    let start = stored.partition_point(|(t, _)| *t < a);
-    stored[start..]
-        .iter()
-        .take_while(|(t, _)| *t <= b)
+    stored
+        .range((a, i64::MIN)..=(b, i64::MAX))
         .any(|(_, id)| !engine.resident().contains(*id))
 }
 

@@ -216,14 +216,7 @@ fn stream(
         }
         let killmails = batch.killmails.len() as u64;
         let rejected = batch.rejections.len() as u64;
-        tracing::debug!(
-            messages = messages.len(),
-            killmails,
-            duplicates = batch.duplicates,
-            rejected,
-            offsets = ?batch.offsets,
-            "step"
-        );
+        let duplicates = batch.duplicates;
         sweep.run(
             batch.killmails,
             BatchExtras {
@@ -236,9 +229,17 @@ fn stream(
             },
         )?;
         let elapsed = started.elapsed();
+        tracing::debug!(
+            messages = messages.len(),
+            killmails,
+            duplicates,
+            rejected,
+            elapsed_ms = elapsed.as_millis() as u64,
+            "step"
+        );
         status.count(&status.messages, messages.len() as u64);
         status.count(&status.killmails, killmails);
-        status.count(&status.duplicates, batch.duplicates);
+        status.count(&status.duplicates, duplicates);
         status.count(&status.rejected, rejected);
         status.count(&status.steps, 1);
         status.count(&status.step_micros, elapsed.as_micros() as u64);
@@ -247,7 +248,7 @@ fn stream(
             .store(Utc::now().timestamp_millis() as u64, Ordering::Relaxed);
         metrics::counter!("battle_killmails_processed_total").increment(killmails);
         metrics::counter!("battle_killmails_rejected_total").increment(rejected);
-        metrics::counter!("battle_killmails_duplicate_total").increment(batch.duplicates);
+        metrics::counter!("battle_killmails_duplicate_total").increment(duplicates);
         metrics::histogram!("battle_clustering_duration_seconds").record(elapsed.as_secs_f64());
         metrics::histogram!("battle_step_killmails").record(killmails as f64);
     }

@@ -235,8 +235,8 @@ impl KafkaSource {
         use rdkafka::consumer::{BaseConsumer, Consumer};
         use rdkafka::{Offset, TopicPartitionList};
 
-        let consumer: BaseConsumer = kafka_consumer_config(options)
-            .create()
+        let consumer: BaseConsumer<WatermarkContext> = kafka_consumer_config(options)
+            .create_with_context(WatermarkContext::new(&options.topic))
             .context("creating the Kafka consumer")?;
         let metadata = consumer
             .fetch_metadata(Some(&options.topic), Duration::from_secs(10))
@@ -255,17 +255,20 @@ impl KafkaSource {
             );
         }
         let mut assignment = TopicPartitionList::new();
-        let mut resumed = 0;
+        // Per partition, the offset of the next message to consume (unknown until the first
+        // message when it starts at the beginning).
+        let mut next_offsets: HashMap<i32, i64> = HashMap::new();
         for &p in &partitions {
             let offset = match resume.get(&kafka_key(&options.topic, p)) {
                 Some(&next) => {
-                    resumed += 1;
+                    next_offsets.insert(p, next);
                     Offset::Offset(next)
                 }
                 None => Offset::Beginning,
             };
             assignment.add_partition_offset(&options.topic, p, offset)?;
         }
+        let resumed = next_offsets.len();
         consumer
             .assign(&assignment)
             .context("assigning partitions")?;
@@ -288,7 +291,7 @@ impl KafkaSource {
                 consume(
                     consumer,
                     topic,
-                    partitions,
+                    next_offsets,
                     batch,
                     tx,
                     thread_lag,
@@ -329,15 +332,61 @@ fn kafka_consumer_config(options: &KafkaOptions) -> rdkafka::ClientConfig {
         .set("fetch.wait.max.ms", "100")
         // Prefetch up to 64 MB per partition queue: enough to keep steps full at 10k+/s, bounded.
         .set("queued.max.messages.kbytes", "65536")
-        .set("queued.min.messages", "20000");
+        .set("queued.min.messages", "20000")
+        // The lag check reads the partitions' high watermarks from librdkafka's statistics
+        // (taken from fetch responses, no request of their own) instead of asking the broker
+        // partition by partition, which stalled consumption for a round trip per partition.
+        .set("statistics.interval.ms", LAG_CHECK_MS.to_string());
     config
 }
 
+/// How often the consumer's lag is computed (and librdkafka reports its statistics).
+const LAG_CHECK_MS: u64 = 5_000;
+
+/// The consumer's librdkafka context: keeps the high watermark of each partition of the topic
+/// from the statistics librdkafka hands to the polling thread.
+struct WatermarkContext {
+    topic: String,
+    high: std::sync::Mutex<HashMap<i32, (i64, i64)>>,
+}
+
+impl WatermarkContext {
+    fn new(topic: &str) -> WatermarkContext {
+        WatermarkContext {
+            topic: topic.to_owned(),
+            high: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Per partition, (low, high) watermarks as last reported.
+    fn watermarks(&self) -> HashMap<i32, (i64, i64)> {
+        self.high.lock().map(|h| h.clone()).unwrap_or_default()
+    }
+}
+
+impl rdkafka::ClientContext for WatermarkContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let Some(topic) = statistics.topics.get(&self.topic) else {
+            return;
+        };
+        if let Ok(mut high) = self.high.lock() {
+            // Partition -1 is librdkafka's own; -1 offsets are "not known yet".
+            for (&p, partition) in &topic.partitions {
+                if p >= 0 && partition.hi_offset >= 0 {
+                    high.insert(p, (partition.lo_offset.max(0), partition.hi_offset));
+                }
+            }
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for WatermarkContext {}
+
 /// The consumer thread: polls batches and hands them over until the receiver goes away.
 fn consume(
-    consumer: rdkafka::consumer::BaseConsumer,
+    consumer: rdkafka::consumer::BaseConsumer<WatermarkContext>,
     topic: String,
-    partitions: Vec<i32>,
+    mut next_offsets: HashMap<i32, i64>,
     batch: usize,
     tx: std::sync::mpsc::SyncSender<anyhow::Result<Vec<Message>>>,
     lag: std::sync::Arc<std::sync::Mutex<Option<f64>>>,
@@ -346,15 +395,19 @@ fn consume(
     use rdkafka::consumer::Consumer;
     use rdkafka::Message as _;
 
-    let mut newest: HashMap<i32, (i64, Option<i64>)> = HashMap::new();
-    let mut lag_checked = Instant::now() - Duration::from_secs(60);
+    // The broker timestamp (ms) of the newest message consumed.
+    let mut newest_ms: Option<i64> = None;
+    let mut lag_checked = Instant::now();
     while !stop.load(std::sync::atomic::Ordering::SeqCst) {
         let mut out = Vec::new();
         let started = Instant::now();
         while out.len() < batch && started.elapsed() < Duration::from_millis(100) {
             match consumer.poll(Duration::from_millis(50)) {
                 Some(Ok(m)) => {
-                    newest.insert(m.partition(), (m.offset(), m.timestamp().to_millis()));
+                    next_offsets.insert(m.partition(), m.offset() + 1);
+                    if let Some(ms) = m.timestamp().to_millis() {
+                        newest_ms = Some(newest_ms.map_or(ms, |n| n.max(ms)));
+                    }
                     out.push(Message {
                         key: kafka_key(&topic, m.partition()),
                         offset: m.offset(),
@@ -373,34 +426,45 @@ fn consume(
                 None => break,
             }
         }
-        // A broker round trip per partition, stopping at the first one behind; short timeouts
-        // keep the check from stalling consumption.
-        if lag_checked.elapsed() >= Duration::from_secs(5) {
+        if lag_checked.elapsed() >= Duration::from_millis(LAG_CHECK_MS) {
             lag_checked = Instant::now();
-            let behind = partitions.iter().any(|&p| {
-                let next = newest.get(&p).map_or(0, |(o, _)| o + 1);
-                consumer
-                    .fetch_watermarks(&topic, p, Duration::from_millis(200))
-                    .is_ok_and(|(_, high)| next < high)
-            });
-            let seconds = match behind {
-                false => 0.0,
-                true => newest
-                    .values()
-                    .filter_map(|(_, ts)| *ts)
-                    .max()
-                    .map_or(0.0, |ms| {
-                        ((Utc::now().timestamp_millis() - ms).max(0) as f64) / 1000.0
-                    }),
-            };
+            let seconds = lag_seconds(
+                &next_offsets,
+                &consumer.context().watermarks(),
+                newest_ms,
+                Utc::now().timestamp_millis(),
+            );
             if let Ok(mut l) = lag.lock() {
-                *l = Some(seconds);
+                *l = seconds;
             }
         }
         if !out.is_empty() && tx.send(Ok(out)).is_err() {
             return;
         }
     }
+}
+
+/// The consumer's lag: 0 when every partition is consumed up to its high watermark, else the
+/// age of the newest message consumed (`now_ms - newest_ms`); unknown until librdkafka has
+/// reported watermarks. A partition never consumed from counts from its low watermark.
+fn lag_seconds(
+    next_offsets: &HashMap<i32, i64>,
+    watermarks: &HashMap<i32, (i64, i64)>,
+    newest_ms: Option<i64>,
+    now_ms: i64,
+) -> Option<f64> {
+    if watermarks.is_empty() {
+        return None;
+    }
+    let behind = watermarks
+        .iter()
+        .any(|(p, &(low, high))| next_offsets.get(p).copied().unwrap_or(low) < high);
+    Some(match (behind, newest_ms) {
+        (false, _) => 0.0,
+        // Behind before the first message arrived: as old as the wait so far is unknown.
+        (true, None) => 0.0,
+        (true, Some(ms)) => (now_ms - ms).max(0) as f64 / 1000.0,
+    })
 }
 
 impl Source for KafkaSource {
@@ -421,5 +485,39 @@ impl Source for KafkaSource {
 
     fn describe(&self) -> String {
         self.description.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lag_is_zero_when_every_partition_is_at_its_high_watermark() {
+        let next = HashMap::from([(0, 10), (1, 7)]);
+        let marks = HashMap::from([(0, (0, 10)), (1, (3, 7))]);
+        assert_eq!(lag_seconds(&next, &marks, Some(1_000), 61_000), Some(0.0));
+    }
+
+    #[test]
+    fn lag_is_the_age_of_the_newest_message_when_a_partition_is_behind() {
+        let next = HashMap::from([(0, 10), (1, 5)]);
+        let marks = HashMap::from([(0, (0, 10)), (1, (0, 7))]);
+        assert_eq!(lag_seconds(&next, &marks, Some(1_000), 61_000), Some(60.0));
+    }
+
+    #[test]
+    fn an_unconsumed_partition_counts_from_its_low_watermark() {
+        // Partition 1 was never read: empty (low == high) is caught up, holding messages is not.
+        let next = HashMap::from([(0, 10)]);
+        let empty = HashMap::from([(0, (0, 10)), (1, (4, 4))]);
+        assert_eq!(lag_seconds(&next, &empty, Some(0), 5_000), Some(0.0));
+        let holding = HashMap::from([(0, (0, 10)), (1, (4, 6))]);
+        assert_eq!(lag_seconds(&next, &holding, Some(0), 5_000), Some(5.0));
+    }
+
+    #[test]
+    fn lag_is_unknown_before_the_first_statistics() {
+        assert_eq!(lag_seconds(&HashMap::new(), &HashMap::new(), None, 0), None);
     }
 }
