@@ -33,8 +33,9 @@ pub struct StepChanges {
     /// transaction.
     pub job: Option<JobStep>,
     /// The caller's promise that the created battles and the inserted killmails are not
-    /// stored yet (a backfill writing each battle once): the sink may `COPY` them instead of
-    /// upserting. A broken promise costs a second try through the upserts, nothing else.
+    /// stored yet (a backfill writing each battle once, a live step whose killmails were
+    /// checked against the store): the sink `COPY`s them and upserts only the rest. A broken
+    /// promise costs a second try through the upserts, nothing else.
     pub rows_are_new: bool,
 }
 

@@ -1,5 +1,7 @@
-//! Binary `COPY` of rows that are new: the fast path of a step whose battles are all created
-//! and whose killmails are all unstored (a backfill writing each battle once, when final).
+//! Binary `COPY` of rows that are new: the rows of created battles and unstored killmails, when
+//! the step promises they are new (a backfill writing each battle once, when final; a live step,
+//! whose killmails were checked against the store). A step that also updates or ends stored
+//! battles copies its new rows and upserts the rest in the same transaction ([`Writes`]).
 //!
 //! `COPY .. FROM STDIN BINARY` skips the per-row conflict checks, `RETURNING` and array
 //! parameters of the upserts. Whether rows are new is the caller's promise
@@ -14,8 +16,58 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Transaction;
 
+use battles_dataflow::BattleChange;
+
+use crate::changes::StepChanges;
 use crate::error::SinkError;
-use crate::plan::WritePlan;
+use crate::plan::{Part, WritePlan};
+
+/// How a step is written: the one place that decides between `COPY` and upserts.
+pub(crate) enum Writes {
+    /// Every row through the upserts.
+    Upsert(WritePlan),
+    /// Every row is new ([`can_copy`]): all of it copied.
+    Copy(WritePlan),
+    /// The created battles' rows and the new killmails copied, then the rest (updated and ended
+    /// battles, positions, rejections) upserted, in the same transaction: what a live step or
+    /// an incremental load mostly is.
+    CopyThenUpsert { new: WritePlan, rest: WritePlan },
+}
+
+impl Writes {
+    /// The writes of `changes`: `COPY` only where the step promises new rows
+    /// ([`crate::StepChanges::rows_are_new`]).
+    pub(crate) fn of(changes: &StepChanges) -> Result<Writes, SinkError> {
+        let whole = || WritePlan::build(changes);
+        if !changes.rows_are_new {
+            return Ok(Writes::Upsert(whole()?));
+        }
+        let created = changes
+            .battles
+            .iter()
+            .filter(|c| matches!(c, BattleChange::Created(_)))
+            .count();
+        if created == changes.battles.len() {
+            let plan = whole()?;
+            return Ok(match can_copy(&plan) {
+                true => Writes::Copy(plan),
+                false => Writes::Upsert(plan),
+            });
+        }
+        if created == 0 && changes.killmails_inserted.is_empty() {
+            return Ok(Writes::Upsert(whole()?));
+        }
+        Ok(Writes::CopyThenUpsert {
+            new: WritePlan::build_part(changes, Part::New)?,
+            rest: WritePlan::build_part(changes, Part::Rest)?,
+        })
+    }
+
+    /// True when some rows go in with `COPY` (a broken promise shows as a unique violation).
+    pub(crate) fn copies(&self) -> bool {
+        !matches!(self, Writes::Upsert(_))
+    }
+}
 
 /// True when `plan` can be written with `COPY`: every battle in it is created, none ends, and
 /// nothing is retracted.

@@ -204,11 +204,35 @@ pub(crate) struct RejectionColumns {
     pub received_at: Vec<DateTime<Utc>>,
 }
 
+/// Which rows of a step a [`WritePlan`] holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Part {
+    /// All of them.
+    Whole,
+    /// The created battles' rows and the inserted killmails: new rows, when the step promises
+    /// so ([`StepChanges::rows_are_new`]), which `COPY` can write.
+    New,
+    /// Everything else: updated and ended battles, retractions, rejections, positions, the
+    /// job's progress and the watermark's closing of stored battles.
+    Rest,
+}
+
 impl WritePlan {
     pub fn build(changes: &StepChanges) -> Result<WritePlan, SinkError> {
+        WritePlan::build_part(changes, Part::Whole)
+    }
+
+    /// The plan of `part` of a step: with [`Part::New`] and [`Part::Rest`] a step is written as
+    /// two plans, in that order, in one transaction.
+    pub fn build_part(changes: &StepChanges, part: Part) -> Result<WritePlan, SinkError> {
+        let (new_rows, rest) = match part {
+            Part::Whole => (true, true),
+            Part::New => (true, false),
+            Part::Rest => (false, true),
+        };
         let mut plan = WritePlan {
             suppress_events: changes.suppress_events,
-            job: changes.job.clone(),
+            job: changes.job.clone().filter(|_| rest),
             rows_are_new: changes.rows_are_new,
             ..WritePlan::default()
         };
@@ -218,10 +242,16 @@ impl WritePlan {
             close_after,
         } = rule
         {
-            plan.close_before = Some(watermark - close_after);
+            if rest {
+                plan.close_before = Some(watermark - close_after);
+            }
         }
 
-        for change in &changes.battles {
+        let battles = changes.battles.iter().filter(|c| {
+            let created = matches!(c, BattleChange::Created(_));
+            (created && new_rows) || (!created && rest)
+        });
+        for change in battles {
             if let Some(new) = change.new_report() {
                 check_unique(new)?;
             }
@@ -265,7 +295,11 @@ impl WritePlan {
             }
         }
 
-        for k in &changes.killmails_inserted {
+        let inserted = match new_rows {
+            true => &changes.killmails_inserted[..],
+            false => &[],
+        };
+        for k in inserted {
             let c = &mut plan.killmail_store;
             c.killmail_id.push(k.killmail_id);
             c.killmail_hash
@@ -275,6 +309,9 @@ impl WritePlan {
             c.region_id.push(k.region_id);
             c.record.push(crate::record::encode(k));
             c.isk_estimated.push(k.isk_estimated);
+        }
+        if !rest {
+            return Ok(plan);
         }
         plan.killmails_retracted = changes.killmails_retracted.clone();
 

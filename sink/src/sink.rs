@@ -9,6 +9,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::{Config, NoTls};
 
 use crate::changes::StepChanges;
+use crate::copy::Writes;
 use crate::error::SinkError;
 use crate::migrate::{parse_url, prepare_database};
 use crate::plan::WritePlan;
@@ -167,20 +168,20 @@ impl Sink {
     /// permanent ones (inconsistent input, constraint violations) are returned.
     pub async fn apply(&self, changes: StepChanges) -> Result<AppliedStats, SinkError> {
         let started = Instant::now();
-        let plan = WritePlan::build(&changes)?;
+        let writes = Writes::of(&changes)?;
         let mut attempts = 0;
-        let copy = crate::copy::can_copy(&plan);
         let first = with_retry(self.config.retry, "apply step", || {
             attempts += 1;
-            self.apply_once(&plan, copy)
+            self.apply_once(&writes)
         })
         .await;
         let mut stats = match first {
-            Err(e) if copy && crate::copy::is_broken_promise(&e) => {
+            Err(e) if writes.copies() && crate::copy::is_broken_promise(&e) => {
                 tracing::warn!("rows promised new were stored already ({e}); upserting them");
+                let upserts = Writes::Upsert(WritePlan::build(&changes)?);
                 with_retry(self.config.retry, "apply step", || {
                     attempts += 1;
-                    self.apply_once(&plan, false)
+                    self.apply_once(&upserts)
                 })
                 .await?
             }
@@ -195,10 +196,19 @@ impl Sink {
         Ok(stats)
     }
 
-    async fn apply_once(&self, plan: &WritePlan, copy: bool) -> Result<AppliedStats, SinkError> {
+    async fn apply_once(&self, writes: &Writes) -> Result<AppliedStats, SinkError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let stats = write(&tx, plan, chrono::Utc::now(), copy).await?;
+        let now = chrono::Utc::now();
+        let stats = match writes {
+            Writes::Upsert(plan) => write(&tx, plan, now, false).await?,
+            Writes::Copy(plan) => write(&tx, plan, now, true).await?,
+            Writes::CopyThenUpsert { new, rest } => {
+                let mut stats = write(&tx, new, now, true).await?;
+                stats.add(&write(&tx, rest, now, false).await?);
+                stats
+            }
+        };
         tx.commit().await?;
         Ok(stats)
     }

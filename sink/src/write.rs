@@ -38,6 +38,27 @@ pub struct AppliedStats {
     pub attempts: u32,
 }
 
+impl AppliedStats {
+    /// Adds what another part of the same transaction did.
+    pub(crate) fn add(&mut self, other: &AppliedStats) {
+        self.battles_created += other.battles_created;
+        self.battles_updated += other.battles_updated;
+        self.battles_ended += other.battles_ended;
+        self.battles_closed += other.battles_closed;
+        self.participants_written += other.participants_written;
+        self.participants_deleted += other.participants_deleted;
+        self.battle_killmails_written += other.battle_killmails_written;
+        self.battle_killmails_deleted += other.battle_killmails_deleted;
+        self.aliases_written += other.aliases_written;
+        self.killmails_stored += other.killmails_stored;
+        self.killmails_duplicate += other.killmails_duplicate;
+        self.killmails_removed += other.killmails_removed;
+        self.rejections_stored += other.rejections_stored;
+        self.offsets_written += other.offsets_written;
+        self.events_written += other.events_written;
+    }
+}
+
 const UPSERT_BATTLES: &str = "
 INSERT INTO battles AS b (id, started_at, ended_at, primary_system_id, primary_system_name,
   primary_region_id, primary_region_name, total_killmails, total_pilots, total_isk_destroyed,

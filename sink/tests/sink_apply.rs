@@ -608,3 +608,99 @@ async fn one_killmail_battles_have_no_statistics_row_and_read_back_whole() {
     drop(client);
     db.drop_database().await.unwrap();
 }
+
+/// Every table a step writes, as text rows without the columns stamped at write time.
+async fn contents(client: &Client) -> BTreeMap<&'static str, Vec<String>> {
+    let mut out = BTreeMap::new();
+    for table in [
+        "battles",
+        "battle_participants",
+        "battle_killmails",
+        "battle_statistics",
+        "battle_third_parties",
+        "battle_aliases",
+        "battle_counts",
+        "killmails",
+        "source_offsets",
+        "rejected_killmails",
+    ] {
+        let sql = format!(
+            "SELECT (to_jsonb(t) - ARRAY['id', 'created_at', 'updated_at', 'received_at'])::text
+             FROM {table} t ORDER BY 1"
+        );
+        let rows = client.query(&sql, &[]).await.unwrap();
+        out.insert(table, rows.iter().map(|r| r.get(0)).collect());
+    }
+    let events = client
+        .query(
+            "SELECT event_type || ' ' || battle_id FROM battle_events_outbox ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    out.insert(
+        "battle_events_outbox",
+        events.iter().map(|r| r.get(0)).collect(),
+    );
+    out
+}
+
+#[tokio::test]
+async fn steps_promising_new_rows_copy_them_and_upsert_the_rest_with_the_same_tables() {
+    let (db_copy, copying) = fresh().await;
+    let (db_upsert, upserting) = fresh().await;
+    let mut engine = battles_dataflow::Engine::start(Default::default()).unwrap();
+    // A fight; a second one and a third by other people; then a killmail bridging the first two
+    // (the second ends into the first, which grows) beside a new fourth fight: the last step
+    // creates, updates and ends battles at once.
+    let steps = [
+        vec![km(1, 0, 2001, &[1001], 10), km(2, 1, 2002, &[1001], 10)],
+        vec![
+            km(3, 2, 3001, &[4001], 10),
+            km(4, 3, 3002, &[4001], 10),
+            km(6, 5, 5001, &[6001], 10),
+            km(7, 6, 5002, &[6001], 10),
+        ],
+        vec![km(5, 4, 4001, &[1001], 10), km(8, 7, 7001, &[8001], 10)],
+    ];
+    let mut last = None;
+    for (i, kms) in steps.iter().enumerate() {
+        let out = engine.insert(kms.iter().map(killmail)).unwrap();
+        let step = |rows_are_new| StepChanges {
+            battles: out.changes.clone(),
+            killmails_inserted: kms.iter().map(killmail).collect(),
+            offsets: vec![("kafka:killmail.enriched:0".into(), i as i64 + 1)],
+            status: StatusRule::Watermark {
+                watermark: t0() + Duration::minutes(10),
+                close_after: Duration::minutes(60),
+            },
+            rows_are_new,
+            ..StepChanges::default()
+        };
+        let copied = copying.apply(step(true)).await.unwrap();
+        let upserted = upserting.apply(step(false)).await.unwrap();
+        assert_eq!(copied, upserted, "step {i}: the same work either way");
+        last = Some(step(true));
+    }
+    let (a, b) = (
+        db_copy.connect().await.unwrap(),
+        db_upsert.connect().await.unwrap(),
+    );
+    let copied = contents(&a).await;
+    assert_eq!(copied, contents(&b).await);
+    assert_eq!(
+        copied["battle_aliases"].len(),
+        1,
+        "the merge left its alias"
+    );
+    assert_eq!(copied["battles"].len(), 3);
+
+    // The last step again, still promising new rows: its created battle and killmails are
+    // stored, COPY breaks the promise, and the upserts it falls back to change nothing.
+    let replayed = copying.apply(last.unwrap()).await.unwrap();
+    assert_eq!(replayed.attempts, 2);
+    assert_eq!(contents(&a).await, copied);
+    drop((a, b, copying, upserting));
+    db_copy.drop_database().await.unwrap();
+    db_upsert.drop_database().await.unwrap();
+}
