@@ -10,7 +10,8 @@
 //!    start, PostgreSQL's `now()`), as p50/p95/p99/max.
 //!
 //! `cargo bench --bench stream` (`BENCH_MODES=sustained` or `latency` for one phase;
-//! `BENCH_LATENESS_SECS` overrides the stream's lateness allowance, for A/B runs). The mock
+//! `BENCH_LATENESS_SECS` overrides the stream's lateness allowance and `BENCH_BATCH` its
+//! messages per step, for A/B runs). The mock
 //! broker runs in this process and shares its cores.
 
 use std::collections::HashMap;
@@ -109,8 +110,8 @@ fn start_stream(
                 brokers: bootstrap,
                 topic,
                 group_id: "bench".into(),
-                batch: 5_000,
-                read_ahead: 4,
+                batch: env("BENCH_BATCH", battles::stream::DEFAULT_BATCH),
+                read_ahead: 2,
             },
             &resume,
         )
@@ -119,6 +120,7 @@ fn start_stream(
             workers: 1,
             ..EngineConfig::default()
         });
+        options.batch = env("BENCH_BATCH", options.batch);
         if let Ok(secs) = std::env::var("BENCH_LATENESS_SECS") {
             options.lateness = chrono::Duration::seconds(secs.parse().unwrap());
         }

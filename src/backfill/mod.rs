@@ -639,6 +639,10 @@ impl<'a> Sweep<'a> {
                     rejections,
                     status,
                     suppress_events,
+                    // The killmails were checked against the store (`is_stored`) and a created
+                    // battle is new: the sink copies them and upserts only the battles that
+                    // changed (a broken promise costs a retry through the upserts).
+                    rows_are_new: true,
                     ..StepChanges::default()
                 })?;
             }

@@ -60,8 +60,9 @@ pub struct RunArgs {
     #[arg(long)]
     pub workers: Option<usize>,
 
-    /// Messages per step.
-    #[arg(long, default_value_t = 5_000)]
+    /// Messages per step at most (a backlog goes this many at a time; at low rates a step is
+    /// what arrived within 100 ms).
+    #[arg(long, default_value_t = crate::stream::DEFAULT_BATCH)]
     pub batch: usize,
 
     /// Stop when a replay reaches its end (by default the API stays up until Ctrl-C).
@@ -97,7 +98,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 topic: config.killmail_topic.clone(),
                 group_id: config.kafka_group_id.clone(),
                 batch: args.batch,
-                read_ahead: 4,
+                read_ahead: 2,
             },
             &resume,
         )?),
