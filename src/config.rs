@@ -51,7 +51,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use battles_dataflow::{EngineConfig, LinkRule};
+use battles_dataflow::{Cluster, EngineConfig, LinkRule};
 use serde::{Deserialize, Serialize};
 
 /// Environment variable naming the TOML configuration file.
@@ -456,13 +456,26 @@ impl Config {
     }
 
     /// The engine's configuration: the `[clustering]` rule, `min_linked_killmails` and
-    /// `workers`; one process, the default cluster timeout. Callers add `cluster`.
+    /// `workers`; one process, the default cluster timeout.
     pub fn engine_config(&self) -> EngineConfig {
         EngineConfig {
             rule: self.clustering.rule(),
             min_linked_killmails: self.clustering.min_linked_killmails,
             workers: self.workers,
             ..EngineConfig::default()
+        }
+    }
+
+    /// The engine of a process that drives it (`backfill`, `run`): [`Config::engine_config`],
+    /// spread over `cluster` (host:port of every process, this one first) as its process 0
+    /// when the list is not empty; the others run `battles engine-peer`.
+    pub fn driver_engine_config(&self, cluster: &[String]) -> EngineConfig {
+        EngineConfig {
+            cluster: (!cluster.is_empty()).then(|| Cluster {
+                addresses: cluster.to_vec(),
+                process: 0,
+            }),
+            ..self.engine_config()
         }
     }
 }

@@ -120,8 +120,15 @@ fn wait_for_offsets(rt: &tokio::runtime::Runtime, db: &TestDatabase, messages: i
 
 /// A mock cluster with the killmail topic (8 partitions) and the events topic.
 fn mock_cluster() -> MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
+    mock_cluster_with(PARTITIONS)
+}
+
+/// A mock cluster with the killmail topic of `partitions` and the service's other topics.
+fn mock_cluster_with(
+    partitions: i32,
+) -> MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
     let cluster = MockCluster::new(1).unwrap();
-    cluster.create_topic(TOPIC, PARTITIONS, 1).unwrap();
+    cluster.create_topic(TOPIC, partitions, 1).unwrap();
     cluster.create_topic(EVENTS, 1, 1).unwrap();
     cluster.create_topic(RECLUSTER, 1, 1).unwrap();
     cluster.create_topic(RETENTION, 1, 1).unwrap();
@@ -131,12 +138,17 @@ fn mock_cluster() -> MockCluster<'static, rdkafka::producer::DefaultProducerCont
 /// Produces `payloads` to the killmail topic, round-robin over its partitions (so one fight's
 /// killmails are spread over all of them).
 fn produce(bootstrap: &str, payloads: &[String]) {
+    produce_over(bootstrap, payloads, PARTITIONS)
+}
+
+/// Produces `payloads` round-robin over the first `partitions` partitions of the killmail topic.
+fn produce_over(bootstrap: &str, payloads: &[String], partitions: i32) {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
         .unwrap();
     for (i, payload) in payloads.iter().enumerate() {
-        let partition = i as i32 % PARTITIONS;
+        let partition = i as i32 % partitions;
         loop {
             match producer.send(
                 BaseRecord::<(), str>::to(TOPIC)
@@ -154,7 +166,7 @@ fn produce(bootstrap: &str, payloads: &[String]) {
     producer.flush(Duration::from_secs(30)).unwrap();
     // The mock broker keeps a few MB per partition and drops the oldest beyond that: every
     // message must still be there, or the test would compare against killmails Kafka lost.
-    for partition in 0..PARTITIONS {
+    for partition in 0..partitions {
         let (low, _) = producer
             .client()
             .fetch_watermarks(TOPIC, partition, Duration::from_secs(10))
@@ -610,6 +622,67 @@ fn jobs_from_the_control_topics_run_beside_the_stream() {
             &format!("SELECT count(*) FROM clustering_jobs WHERE job_type = 'retention_cleanup' AND end_date = '{daily}'")
         ),
         1
+    );
+    rt.block_on(db.drop_database()).unwrap();
+}
+
+/// A free TCP port on the loopback interface.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn an_engine_of_two_processes_consuming_four_partitions_gives_the_tables_of_one() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let file = generated(dir.path(), 23, 2);
+    let expected = backfilled(&rt, &file);
+    let payloads = lines(&file);
+    let cluster = mock_cluster_with(4);
+    let bootstrap = cluster.bootstrap_servers();
+    produce_over(&bootstrap, &payloads, 4);
+
+    // The service is process 0 of the engine; `engine-peer` is process 1 (one worker each).
+    let addresses = format!("127.0.0.1:{},127.0.0.1:{}", free_port(), free_port());
+    let mut peer = Command::new(env!("CARGO_BIN_EXE_battles"))
+        .args(["engine-peer", "--cluster", &addresses, "--process", "1"])
+        .args(["--workers", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let db = rt.block_on(TestDatabase::create()).unwrap();
+    let service = start_service(
+        &db,
+        &[
+            "--kafka-brokers",
+            bootstrap.as_str(),
+            "--batch",
+            "40",
+            "--cluster",
+            &addresses,
+        ],
+    );
+    wait_for_offsets(&rt, &db, payloads.len() as i64);
+    assert!(stop(service).success(), "the service stops cleanly");
+    assert!(
+        peer.wait().unwrap().success(),
+        "the peer stops with the service"
+    );
+    let partitions = scalar(
+        &rt,
+        &db,
+        &format!("SELECT count(*) FROM source_offsets WHERE source_key LIKE 'kafka:{TOPIC}:%'"),
+    );
+    assert_eq!(partitions, 4, "every partition was consumed");
+    assert_same_tables(
+        &expected,
+        &rt.block_on(common::dump(&db, Status::Ignored)),
+        "a stream clustered by two processes",
     );
     rt.block_on(db.drop_database()).unwrap();
 }

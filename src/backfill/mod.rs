@@ -40,8 +40,11 @@ use progress::Progress;
 use read::read_inputs;
 use writer::Writer;
 
-/// Default killmails per engine step and per transaction.
-pub const DEFAULT_CHUNK: usize = 20_000;
+/// Default killmails per engine step. Battles are written when final, and the writes of one
+/// step overlap the clustering of the next: on the four real days steps of 10,000 loaded
+/// 21.4k-22.5k killmails/s against 18.7k-21.3k at 20,000 (four alternating runs), even at 300k
+/// generated killmails, with less memory (3.0 against 3.4 GiB).
+pub const DEFAULT_CHUNK: usize = 10_000;
 
 /// Default killmails per read batch: parsed killmails take 3 to 12 KB each (names and
 /// attackers), so a batch stays within about 2.5 GB.

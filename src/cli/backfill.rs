@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use battles_dataflow::{BattleReport, Cluster, EngineConfig, Team};
+use battles_dataflow::{BattleReport, Team};
 use clap::Args;
 
 use crate::backfill::progress::Progress;
@@ -120,13 +120,7 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<ExitCode> {
         paths,
         ingest: IngestContext::new(config.time_skew_secs),
         max_record_bytes: config.max_record_bytes,
-        engine: EngineConfig {
-            cluster: (!args.cluster.is_empty()).then(|| Cluster {
-                addresses: args.cluster.clone(),
-                process: 0,
-            }),
-            ..config.engine_config()
-        },
+        engine: config.driver_engine_config(&args.cluster),
         chunk: args.chunk,
         read_batch: args.read_batch,
         emit_events: args.emit_events,

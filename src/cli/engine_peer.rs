@@ -1,7 +1,8 @@
 //! `battles engine-peer`: one more process for the clustering engine of a `battles backfill
-//! --cluster ...` run (timely's own cluster configuration). The backfill is process 0; each
-//! peer is started with the same address list and its own process index, takes its share of
-//! the graph's work over TCP, and exits when the backfill's engine shuts down.
+//! --cluster ...` or `battles run --cluster ...` (timely's own cluster configuration). The
+//! backfill or the service is process 0; each peer is started with the same address list and
+//! its own process index, takes its share of the graph's work over TCP, and exits when process
+//! 0's engine shuts down.
 
 use std::process::ExitCode;
 
@@ -15,7 +16,8 @@ use clap::Args;
     after_help = "Example (two machines, two processes):\n  host-b$ battles engine-peer --cluster host-a:7100,host-b:7100 --process 1\n  host-a$ battles backfill --cluster host-a:7100,host-b:7100 dumps/"
 )]
 pub struct EnginePeerArgs {
-    /// host:port of every process, process 0 (the backfill) first; the same list everywhere.
+    /// host:port of every process, process 0 (the backfill or the service) first; the same list
+    /// everywhere.
     #[arg(long, value_delimiter = ',', required = true)]
     pub cluster: Vec<String>,
 
@@ -37,7 +39,7 @@ pub struct EnginePeerArgs {
 pub fn run(args: EnginePeerArgs) -> anyhow::Result<ExitCode> {
     if args.process == 0 || args.process >= args.cluster.len() {
         return Err(anyhow!(
-            "--process must be between 1 and {} (process 0 is the backfill)",
+            "--process must be between 1 and {} (process 0 is the backfill or the service)",
             args.cluster.len().saturating_sub(1)
         ));
     }

@@ -60,6 +60,14 @@ pub struct RunArgs {
     #[arg(long)]
     pub workers: Option<usize>,
 
+    /// Run the clustering engine over several processes: host:port of every process, this one
+    /// first. Start the others with `battles engine-peer --cluster <same list> --process N`;
+    /// they stop when this service stops, and start again with it. This process still consumes
+    /// every partition and writes every step (one writer per database): the others share the
+    /// clustering.
+    #[arg(long, value_delimiter = ',', value_name = "HOST:PORT,...")]
+    pub cluster: Vec<String>,
+
     /// Messages per step at most (a backlog goes this many at a time; at low rates a step is
     /// what arrived within 100 ms).
     #[arg(long, default_value_t = crate::stream::DEFAULT_BATCH)]
@@ -175,7 +183,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }),
         // After a replay, jobs (re-clustering from the API, say) still run until Ctrl-C.
         stay_after_end: !args.exit_at_end,
-        ..StreamOptions::new(config.engine_config())
+        // Jobs start engines of their own, in this process (above): only the stream's engine
+        // is spread over the cluster.
+        ..StreamOptions::new(config.driver_engine_config(&args.cluster))
     };
     let result = run_stream(
         sink.clone(),

@@ -64,10 +64,16 @@ impl StreamOptions {
             engine: engine.clone(),
             max_record_bytes: crate::sources::DEFAULT_MAX_RECORD_BYTES,
             batch: DEFAULT_BATCH,
-            chunk: crate::backfill::DEFAULT_CHUNK,
+            // A step is one transaction: the live service writes what a batch changed at once.
+            chunk: DEFAULT_BATCH,
             close_after: window,
             lateness: chrono::Duration::hours(2),
-            jobs: Some(JobOptions::new(engine.clone())),
+            // A job runs engines of its own, in this process: a second engine on the stream's
+            // cluster addresses could not start.
+            jobs: Some(JobOptions::new(EngineConfig {
+                cluster: None,
+                ..engine.clone()
+            })),
             stay_after_end: false,
         }
     }
