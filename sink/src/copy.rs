@@ -22,25 +22,23 @@ use crate::changes::StepChanges;
 use crate::error::SinkError;
 use crate::plan::{Part, WritePlan};
 
-/// How a step is written: the one place that decides between `COPY` and upserts.
-pub(crate) enum Writes {
-    /// Every row through the upserts.
-    Upsert(WritePlan),
-    /// Every row is new ([`can_copy`]): all of it copied.
-    Copy(WritePlan),
-    /// The created battles' rows and the new killmails copied, then the rest (updated and ended
-    /// battles, positions, rejections) upserted, in the same transaction: what a live step or
-    /// an incremental load mostly is.
-    CopyThenUpsert { new: WritePlan, rest: WritePlan },
+/// How a step is written: the one place that decides between `COPY` and upserts. Its rows
+/// that are new go in with `COPY` first, then the rest through the upserts, in one transaction.
+pub(crate) struct Writes {
+    /// New rows: the created battles' rows and the new killmails, when the step promises them
+    /// new.
+    pub copied: Option<WritePlan>,
+    /// Everything else (all of the step when it promises nothing): updated and ended battles,
+    /// positions, rejections.
+    pub upserted: Option<WritePlan>,
 }
 
 impl Writes {
     /// The writes of `changes`: `COPY` only where the step promises new rows
     /// ([`crate::StepChanges::rows_are_new`]).
     pub(crate) fn of(changes: &StepChanges) -> Result<Writes, SinkError> {
-        let whole = || WritePlan::build(changes);
         if !changes.rows_are_new {
-            return Ok(Writes::Upsert(whole()?));
+            return Writes::upserting(changes);
         }
         let created = changes
             .battles
@@ -48,24 +46,39 @@ impl Writes {
             .filter(|c| matches!(c, BattleChange::Created(_)))
             .count();
         if created == changes.battles.len() {
-            let plan = whole()?;
+            let plan = WritePlan::build(changes)?;
             return Ok(match can_copy(&plan) {
-                true => Writes::Copy(plan),
-                false => Writes::Upsert(plan),
+                true => Writes {
+                    copied: Some(plan),
+                    upserted: None,
+                },
+                false => Writes {
+                    copied: None,
+                    upserted: Some(plan),
+                },
             });
         }
         if created == 0 && changes.killmails_inserted.is_empty() {
-            return Ok(Writes::Upsert(whole()?));
+            return Writes::upserting(changes);
         }
-        Ok(Writes::CopyThenUpsert {
-            new: WritePlan::build_part(changes, Part::New)?,
-            rest: WritePlan::build_part(changes, Part::Rest)?,
+        Ok(Writes {
+            copied: Some(WritePlan::build_part(changes, Part::New)?),
+            upserted: Some(WritePlan::build_part(changes, Part::Rest)?),
+        })
+    }
+
+    /// Every row of `changes` through the upserts (also the way back when a promise of new rows
+    /// was broken).
+    pub(crate) fn upserting(changes: &StepChanges) -> Result<Writes, SinkError> {
+        Ok(Writes {
+            copied: None,
+            upserted: Some(WritePlan::build(changes)?),
         })
     }
 
     /// True when some rows go in with `COPY` (a broken promise shows as a unique violation).
     pub(crate) fn copies(&self) -> bool {
-        !matches!(self, Writes::Upsert(_))
+        self.copied.is_some()
     }
 }
 

@@ -12,7 +12,6 @@ use crate::changes::StepChanges;
 use crate::copy::Writes;
 use crate::error::SinkError;
 use crate::migrate::{parse_url, prepare_database};
-use crate::plan::WritePlan;
 use crate::write::{write, AppliedStats};
 
 /// How `apply` retries transient failures.
@@ -178,7 +177,7 @@ impl Sink {
         let mut stats = match first {
             Err(e) if writes.copies() && crate::copy::is_broken_promise(&e) => {
                 tracing::warn!("rows promised new were stored already ({e}); upserting them");
-                let upserts = Writes::Upsert(WritePlan::build(&changes)?);
+                let upserts = Writes::upserting(&changes)?;
                 with_retry(self.config.retry, "apply step", || {
                     attempts += 1;
                     self.apply_once(&upserts)
@@ -200,15 +199,13 @@ impl Sink {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let now = chrono::Utc::now();
-        let stats = match writes {
-            Writes::Upsert(plan) => write(&tx, plan, now, false).await?,
-            Writes::Copy(plan) => write(&tx, plan, now, true).await?,
-            Writes::CopyThenUpsert { new, rest } => {
-                let mut stats = write(&tx, new, now, true).await?;
-                stats.add(&write(&tx, rest, now, false).await?);
-                stats
-            }
-        };
+        let mut stats = AppliedStats::default();
+        if let Some(plan) = &writes.copied {
+            stats.add(&write(&tx, plan, now, true).await?);
+        }
+        if let Some(plan) = &writes.upserted {
+            stats.add(&write(&tx, plan, now, false).await?);
+        }
         tx.commit().await?;
         Ok(stats)
     }
