@@ -2,8 +2,9 @@
 //! rdkafka's in-process mock broker and the local PostgreSQL (a scratch database per phase).
 //!
 //! 1. **Sustained**: `BENCH_KILLMAILS` (default 100k) generated killmails are produced first
-//!    (256 partitions, round robin: the mock broker keeps only ~5 MB per partition),
-//!    then the stream consumes them; killmails/s from the first poll to the last commit.
+//!    (`BENCH_PARTITIONS`, default 256, round robin: the mock broker keeps only ~5 MB per
+//!    partition, counted compressed, so `BENCH_COMPRESSION=gzip` or `lz4` fits them on fewer), then the
+//!    stream consumes them; killmails/s from the first poll to the last commit.
 //! 2. **Latency**: the stream runs on an empty topic while killmails are produced at a steady
 //!    `BENCH_RATE` per second (default 1,000) for `BENCH_SECONDS` (20); for each killmail, the
 //!    time from its produce call to its row's `received_at` (the committing transaction's
@@ -64,6 +65,11 @@ fn producer(bootstrap: &str) -> BaseProducer {
     ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("linger.ms", "1")
+        // The mock broker counts its 5 MB per partition in stored (compressed) bytes.
+        .set(
+            "compression.type",
+            env("BENCH_COMPRESSION", "none".to_owned()),
+        )
         .create()
         .unwrap()
 }
@@ -178,16 +184,17 @@ fn query_i64(db: &TestDatabase, sql: &str) -> i64 {
 fn sustained(cluster: &MockCluster<'static, rdkafka::producer::DefaultProducerContext>) {
     let n = env("BENCH_KILLMAILS", 100_000usize);
     let topic = "sustained";
-    cluster.create_topic(topic, PARTITIONS, 1).unwrap();
+    let partitions = env("BENCH_PARTITIONS", PARTITIONS);
+    cluster.create_topic(topic, partitions, 1).unwrap();
     let bootstrap = cluster.bootstrap_servers();
     let records = payloads(n);
     let p = producer(&bootstrap);
     for (i, (_, payload)) in records.iter().enumerate() {
-        send(&p, topic, i as i32 % PARTITIONS, payload);
+        send(&p, topic, i as i32 % partitions, payload);
         p.poll(Duration::ZERO);
     }
     p.flush(Duration::from_secs(60)).unwrap();
-    assert_nothing_dropped(&p, topic, PARTITIONS);
+    assert_nothing_dropped(&p, topic, partitions);
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let (db, handle) = start_stream(bootstrap, topic.into(), stop.clone());
@@ -202,7 +209,7 @@ fn sustained(cluster: &MockCluster<'static, rdkafka::producer::DefaultProducerCo
         "every message became a stored killmail"
     );
     println!(
-        "sustained: {} messages ({stored} killmails stored) in {elapsed:.2} s: {:.0} killmails/s (start, assignment and engine start included)",
+        "sustained: {} messages on {partitions} partitions ({stored} killmails stored) in {elapsed:.2} s: {:.0} killmails/s (start, assignment and engine start included)",
         records.len(),
         records.len() as f64 / elapsed
     );
