@@ -42,7 +42,6 @@ fn run_with(
     read_batch: usize,
     bulk: BulkMode,
 ) -> BackfillSummary {
-    let sink = Arc::new(rt.block_on(db.sink()).unwrap());
     let options = BackfillOptions {
         chunk,
         read_batch,
@@ -53,7 +52,16 @@ fn run_with(
         },
         ..BackfillOptions::new(paths.to_vec())
     };
-    backfill(sink, rt, &options, &Progress::hidden()).unwrap()
+    run_options(rt, db, &options)
+}
+
+fn run_options(
+    rt: &tokio::runtime::Runtime,
+    db: &TestDatabase,
+    options: &BackfillOptions,
+) -> BackfillSummary {
+    let sink = Arc::new(rt.block_on(db.sink()).unwrap());
+    backfill(sink, rt, options, &Progress::hidden()).unwrap()
 }
 
 /// Every row of the battle tables, as JSON text without the columns that legitimately differ
@@ -150,6 +158,56 @@ fn halves_reverse_order_and_repeats_give_identical_tables() {
     for db in [whole, halves, twice, batched] {
         rt.block_on(db.drop_database()).unwrap();
     }
+}
+
+#[test]
+fn read_batches_merge_exactly_when_small_components_are_not_battles() {
+    // With `min_linked_killmails`, the killmails of components too small to be battles are
+    // stored in no battle, so they are not read back whole with one: a later read batch must
+    // still read back enough around its killmails to give the sequential reference's battles.
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let file = generated(dir.path(), 15, 1);
+    let lines = read_lines(&file);
+    let killmails = parse_all(&lines);
+    let mut reversed_lines = lines.clone();
+    reversed_lines.reverse();
+    let reversed = write_lines(&dir.path().join("reversed.jsonl"), &reversed_lines);
+    let engine = EngineConfig {
+        workers: 2,
+        min_linked_killmails: 4,
+        ..EngineConfig::default()
+    };
+    let db = rt.block_on(TestDatabase::create()).unwrap();
+    let s = run_options(
+        &rt,
+        &db,
+        &BackfillOptions {
+            chunk: 200,
+            read_batch: 300,
+            engine: engine.clone(),
+            ..BackfillOptions::new(vec![reversed])
+        },
+    );
+    assert!(s.rehydrated > 0, "later batches merged with earlier ones");
+
+    let expected = reference::battles(&killmails, &engine);
+    assert!(
+        expected.len() < killmails.len() / 2,
+        "the threshold leaves small components out"
+    );
+    let sink = rt.block_on(db.sink()).unwrap();
+    let stored = rt.block_on(sink.load_reports()).unwrap();
+    assert_eq!(stored.len(), expected.len());
+    for report in &expected {
+        assert_eq!(
+            &stored[&report.battle_id].0, report,
+            "battle {}",
+            report.battle_id
+        );
+    }
+    drop(sink);
+    rt.block_on(db.drop_database()).unwrap();
 }
 
 /// The schema as the catalog describes it (indexes, keys, foreign keys, triggers, columns).
@@ -328,14 +386,11 @@ fn an_engine_over_two_processes_gives_the_same_tables() {
     let single = rt.block_on(TestDatabase::create()).unwrap();
     run(&rt, &single, std::slice::from_ref(&file), 400);
 
-    let port = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
-    let cluster = format!("127.0.0.1:{},127.0.0.1:{}", port(), port());
+    let cluster = format!(
+        "127.0.0.1:{},127.0.0.1:{}",
+        common::free_port(),
+        common::free_port()
+    );
     let mut peer = Command::new(env!("CARGO_BIN_EXE_battles"))
         .args([
             "engine-peer",

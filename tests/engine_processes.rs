@@ -3,20 +3,15 @@
 //! naming both counts, and a peer killed mid-run (kill -9) turns the driver's next step into
 //! an error instead of a panic or a wait without end.
 
+mod common;
+
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use battles::generate::{generate_all, GeneratorConfig};
 use battles_dataflow::{Cluster, Engine, EngineConfig, EngineError, Killmail};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use common::free_port;
 
 fn addresses() -> Vec<String> {
     (0..2)

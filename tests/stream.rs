@@ -17,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use battles_sink::TestDatabase;
-use common::{assert_same_tables, generated, runtime, Status};
+use common::{assert_same_tables, free_port, generated, runtime, Status};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
@@ -624,15 +624,6 @@ fn jobs_from_the_control_topics_run_beside_the_stream() {
         1
     );
     rt.block_on(db.drop_database()).unwrap();
-}
-
-/// A free TCP port on the loopback interface.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]

@@ -60,6 +60,18 @@ impl EngineConfig {
     pub fn cluster_timeout(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.cluster_timeout_secs)
     }
+
+    /// How far in time from a new killmail stored killmails can change how it clusters, so
+    /// drivers read stored killmails back this far around new ones: the rule's reach
+    /// ([`LinkRule::reach`]), plus, when components of fewer than `min_linked_killmails` linked
+    /// killmails are not battles, the longest such component (its killmails are stored in no
+    /// battle, so they are not read back whole with one), counted generously as a link and a
+    /// satellite window per killmail.
+    pub fn neighbourhood_reach(&self) -> chrono::Duration {
+        let loose = self.min_linked_killmails.saturating_sub(1) as i64;
+        let per_killmail = self.rule.max_link_secs() + self.rule.satellite_window();
+        self.rule.reach() + chrono::Duration::seconds(loose.saturating_mul(per_killmail))
+    }
 }
 
 /// A timely cluster: every process runs `workers` threads; process 0 drives the [`Engine`],

@@ -37,7 +37,10 @@ impl Writes {
     /// The writes of `changes`: `COPY` only where the step promises new rows
     /// ([`crate::StepChanges::rows_are_new`]).
     pub(crate) fn of(changes: &StepChanges) -> Result<Writes, SinkError> {
-        if !changes.rows_are_new {
+        // A job's progress counts what its step did in the part that records it, and a
+        // retraction must go before the re-insert of the same id: such steps stay whole.
+        if !changes.rows_are_new || changes.job.is_some() || !changes.killmails_retracted.is_empty()
+        {
             return Writes::upserting(changes);
         }
         let created = changes

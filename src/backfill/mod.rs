@@ -177,7 +177,7 @@ pub fn backfill(
         engine,
         stored_times,
         SweepOptions {
-            window: options.engine.rule.reach(),
+            window: options.engine.neighbourhood_reach(),
             chunk: options.chunk,
             suppress_events: !options.emit_events,
             lateness: chrono::Duration::zero(),

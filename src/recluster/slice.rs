@@ -98,7 +98,7 @@ pub fn plan_slice(
     engine: &EngineConfig,
     range: Range<DateTime<Utc>>,
 ) -> anyhow::Result<SlicePlan> {
-    let reach = engine.rule.reach();
+    let reach = engine.neighbourhood_reach();
     let started = std::time::Instant::now();
     let mut loaded = Loaded {
         engine: Engine::start(EngineConfig {

@@ -167,7 +167,7 @@ fn stream(
         engine,
         stored_times,
         SweepOptions {
-            window: options.engine.rule.reach(),
+            window: options.engine.neighbourhood_reach(),
             chunk: options.chunk,
             suppress_events: false,
             lateness: options.lateness,

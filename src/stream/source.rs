@@ -456,9 +456,11 @@ fn lag_seconds(
     if watermarks.is_empty() {
         return None;
     }
+    // A position below the low watermark (the service was away longer than the topic's
+    // retention) starts at the low watermark.
     let behind = watermarks
         .iter()
-        .any(|(p, &(low, high))| next_offsets.get(p).copied().unwrap_or(low) < high);
+        .any(|(p, &(low, high))| next_offsets.get(p).map_or(low, |&n| n.max(low)) < high);
     Some(match (behind, newest_ms) {
         (false, _) => 0.0,
         // Behind before the first message arrived: as old as the wait so far is unknown.
@@ -514,6 +516,14 @@ mod tests {
         assert_eq!(lag_seconds(&next, &empty, Some(0), 5_000), Some(0.0));
         let holding = HashMap::from([(0, (0, 10)), (1, (4, 6))]);
         assert_eq!(lag_seconds(&next, &holding, Some(0), 5_000), Some(5.0));
+    }
+
+    #[test]
+    fn a_position_the_topic_no_longer_holds_counts_from_the_low_watermark() {
+        // Resumed at 3, but the broker deleted everything before 9 and holds nothing newer.
+        let next = HashMap::from([(0, 3)]);
+        let marks = HashMap::from([(0, (9, 9))]);
+        assert_eq!(lag_seconds(&next, &marks, None, 5_000), Some(0.0));
     }
 
     #[test]

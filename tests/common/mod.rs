@@ -144,3 +144,12 @@ pub fn assert_same_tables(
         }
     }
 }
+
+/// A free TCP port on the loopback interface (for an engine's processes).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
