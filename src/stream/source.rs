@@ -395,8 +395,8 @@ fn consume(
     use rdkafka::consumer::Consumer;
     use rdkafka::Message as _;
 
-    // The broker timestamp (ms) of the newest message consumed.
-    let mut newest_ms: Option<i64> = None;
+    // Per partition, the broker timestamp (ms) of the newest message consumed.
+    let mut newest_ms: HashMap<i32, i64> = HashMap::new();
     let mut lag_checked = Instant::now();
     while !stop.load(std::sync::atomic::Ordering::SeqCst) {
         let mut out = Vec::new();
@@ -406,7 +406,8 @@ fn consume(
                 Some(Ok(m)) => {
                     next_offsets.insert(m.partition(), m.offset() + 1);
                     if let Some(ms) = m.timestamp().to_millis() {
-                        newest_ms = Some(newest_ms.map_or(ms, |n| n.max(ms)));
+                        let newest = newest_ms.entry(m.partition()).or_insert(ms);
+                        *newest = (*newest).max(ms);
                     }
                     out.push(Message {
                         key: kafka_key(&topic, m.partition()),
@@ -431,7 +432,7 @@ fn consume(
             let seconds = lag_seconds(
                 &next_offsets,
                 &consumer.context().watermarks(),
-                newest_ms,
+                &newest_ms,
                 Utc::now().timestamp_millis(),
             );
             if let Ok(mut l) = lag.lock() {
@@ -445,28 +446,30 @@ fn consume(
 }
 
 /// The consumer's lag: 0 when every partition is consumed up to its high watermark, else the
-/// age of the newest message consumed (`now_ms - newest_ms`); unknown until librdkafka has
-/// reported watermarks. A partition never consumed from counts from its low watermark.
+/// largest age, among the partitions behind, of the newest message consumed from each
+/// (`now_ms - newest_ms`), so one stuck partition shows however busy the others are; a
+/// partition behind that gave nothing yet counts the newest message of any. Unknown until
+/// librdkafka has reported watermarks. A partition never consumed from counts from its low
+/// watermark.
 fn lag_seconds(
     next_offsets: &HashMap<i32, i64>,
     watermarks: &HashMap<i32, (i64, i64)>,
-    newest_ms: Option<i64>,
+    newest_ms: &HashMap<i32, i64>,
     now_ms: i64,
 ) -> Option<f64> {
     if watermarks.is_empty() {
         return None;
     }
+    let newest_of_any = newest_ms.values().max().copied();
     // A position below the low watermark (the service was away longer than the topic's
     // retention) starts at the low watermark.
-    let behind = watermarks
+    let behind_since = watermarks
         .iter()
-        .any(|(p, &(low, high))| next_offsets.get(p).map_or(low, |&n| n.max(low)) < high);
-    Some(match (behind, newest_ms) {
-        (false, _) => 0.0,
-        // Behind before the first message arrived: as old as the wait so far is unknown.
-        (true, None) => 0.0,
-        (true, Some(ms)) => (now_ms - ms).max(0) as f64 / 1000.0,
-    })
+        .filter(|(p, &(low, high))| next_offsets.get(p).map_or(low, |&n| n.max(low)) < high)
+        // Behind before any message arrived: how old is unknown, counted as 0.
+        .filter_map(|(p, _)| newest_ms.get(p).copied().or(newest_of_any))
+        .min();
+    Some(behind_since.map_or(0.0, |ms| (now_ms - ms).max(0) as f64 / 1000.0))
 }
 
 impl Source for KafkaSource {
@@ -498,14 +501,30 @@ mod tests {
     fn lag_is_zero_when_every_partition_is_at_its_high_watermark() {
         let next = HashMap::from([(0, 10), (1, 7)]);
         let marks = HashMap::from([(0, (0, 10)), (1, (3, 7))]);
-        assert_eq!(lag_seconds(&next, &marks, Some(1_000), 61_000), Some(0.0));
+        assert_eq!(
+            lag_seconds(
+                &next,
+                &marks,
+                &HashMap::from([(0, 1_000), (1, 1_000)]),
+                61_000
+            ),
+            Some(0.0)
+        );
     }
 
     #[test]
     fn lag_is_the_age_of_the_newest_message_when_a_partition_is_behind() {
         let next = HashMap::from([(0, 10), (1, 5)]);
         let marks = HashMap::from([(0, (0, 10)), (1, (0, 7))]);
-        assert_eq!(lag_seconds(&next, &marks, Some(1_000), 61_000), Some(60.0));
+        assert_eq!(
+            lag_seconds(
+                &next,
+                &marks,
+                &HashMap::from([(0, 1_000), (1, 1_000)]),
+                61_000
+            ),
+            Some(60.0)
+        );
     }
 
     #[test]
@@ -513,9 +532,15 @@ mod tests {
         // Partition 1 was never read: empty (low == high) is caught up, holding messages is not.
         let next = HashMap::from([(0, 10)]);
         let empty = HashMap::from([(0, (0, 10)), (1, (4, 4))]);
-        assert_eq!(lag_seconds(&next, &empty, Some(0), 5_000), Some(0.0));
+        assert_eq!(
+            lag_seconds(&next, &empty, &HashMap::from([(0, 0)]), 5_000),
+            Some(0.0)
+        );
         let holding = HashMap::from([(0, (0, 10)), (1, (4, 6))]);
-        assert_eq!(lag_seconds(&next, &holding, Some(0), 5_000), Some(5.0));
+        assert_eq!(
+            lag_seconds(&next, &holding, &HashMap::from([(0, 0)]), 5_000),
+            Some(5.0)
+        );
     }
 
     #[test]
@@ -523,11 +548,26 @@ mod tests {
         // Resumed at 3, but the broker deleted everything before 9 and holds nothing newer.
         let next = HashMap::from([(0, 3)]);
         let marks = HashMap::from([(0, (9, 9))]);
-        assert_eq!(lag_seconds(&next, &marks, None, 5_000), Some(0.0));
+        assert_eq!(
+            lag_seconds(&next, &marks, &HashMap::new(), 5_000),
+            Some(0.0)
+        );
+    }
+
+    #[test]
+    fn a_stuck_partition_shows_however_fresh_the_others_are() {
+        // Partition 1 last gave a message at 1 s and is behind; partition 0 is caught up at 60 s.
+        let next = HashMap::from([(0, 10), (1, 5)]);
+        let marks = HashMap::from([(0, (0, 10)), (1, (0, 7))]);
+        let newest = HashMap::from([(0, 60_000), (1, 1_000)]);
+        assert_eq!(lag_seconds(&next, &marks, &newest, 61_000), Some(60.0));
     }
 
     #[test]
     fn lag_is_unknown_before_the_first_statistics() {
-        assert_eq!(lag_seconds(&HashMap::new(), &HashMap::new(), None, 0), None);
+        assert_eq!(
+            lag_seconds(&HashMap::new(), &HashMap::new(), &HashMap::new(), 0),
+            None
+        );
     }
 }
