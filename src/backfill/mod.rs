@@ -741,7 +741,10 @@ fn unloaded_ranges(
     merged
 }
 
-/// True when the database holds killmails in `from..to` that the engine does not hold.
+/// True when the database holds killmails in `from..to` (half-open, as
+/// [`Sink::load_neighbourhood`] reads it: a killmail at `to` that counted here but is never
+/// read would make every later step near it wait for the writer and read again) that the
+/// engine does not hold.
 fn has_unloaded(
     stored: &BTreeSet<(i64, i64)>,
     from: DateTime<Utc>,
@@ -750,7 +753,7 @@ fn has_unloaded(
 ) -> bool {
     let (a, b) = (from.timestamp(), to.timestamp());
     stored
-        .range((a, i64::MIN)..=(b, i64::MAX))
+        .range((a, i64::MIN)..(b, i64::MIN))
         .any(|(_, id)| !engine.resident().contains(*id))
 }
 
