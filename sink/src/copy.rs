@@ -50,15 +50,11 @@ impl Writes {
             .count();
         if created == changes.battles.len() {
             let plan = WritePlan::build(changes)?;
-            return Ok(match can_copy(&plan) {
-                true => Writes {
-                    copied: Some(plan),
-                    upserted: None,
-                },
-                false => Writes {
-                    copied: None,
-                    upserted: Some(plan),
-                },
+            // Only created battles and no retractions: nothing in the plan updates a row.
+            debug_assert!(can_copy(&plan));
+            return Ok(Writes {
+                copied: Some(plan),
+                upserted: None,
             });
         }
         if created == 0 && changes.killmails_inserted.is_empty() {

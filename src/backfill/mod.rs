@@ -572,7 +572,8 @@ impl<'a> Sweep<'a> {
             }
 
             let ranges = unloaded_ranges(&self.stored_times, &chunk, self.window, &self.engine);
-            if !ranges.is_empty() {
+            if let (Some(first_range), Some(last_range)) = (ranges.first(), ranges.last()) {
+                let (from, to) = (first_range.start, last_range.end);
                 if ranges.iter().any(|r| self.deferred_overlap(r.start, r.end)) {
                     tracing::info!("new killmails reach battles a bulk load deferred: ending it");
                     self.end_bulk()?;
@@ -590,8 +591,8 @@ impl<'a> Sweep<'a> {
                     read_ms = (waited.elapsed() - flushed).as_millis() as u64,
                     ranges = ranges.len(),
                     killmails = neighbourhood.len(),
-                    from = %ranges[0].start,
-                    to = %ranges[ranges.len() - 1].end,
+                    %from,
+                    %to,
                     "reading stored battles back"
                 );
                 let t = Instant::now();
@@ -611,8 +612,8 @@ impl<'a> Sweep<'a> {
                         "stored battles disagree with the engine (stored by another version or \
                          rule?); repair them with `battles recluster --start-date {} \
                          --end-date {}`",
-                        ranges[0].start.date_naive(),
-                        ranges[ranges.len() - 1].end.date_naive()
+                        from.date_naive(),
+                        to.date_naive()
                     );
                 }
             }

@@ -183,8 +183,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }),
         // After a replay, jobs (re-clustering from the API, say) still run until Ctrl-C.
         stay_after_end: !args.exit_at_end,
-        // Jobs start engines of their own, in this process (above): only the stream's engine
-        // is spread over the cluster.
+        // Only the stream's engine is spread over the cluster: a job's engine runs in this
+        // process (`recluster::slice::plan_slice` starts it without the cluster).
         ..StreamOptions::new(config.driver_engine_config(&args.cluster))
     };
     let result = run_stream(

@@ -68,12 +68,7 @@ impl StreamOptions {
             chunk: DEFAULT_BATCH,
             close_after: window,
             lateness: chrono::Duration::hours(2),
-            // A job runs engines of its own, in this process: a second engine on the stream's
-            // cluster addresses could not start.
-            jobs: Some(JobOptions::new(EngineConfig {
-                cluster: None,
-                ..engine.clone()
-            })),
+            jobs: Some(JobOptions::new(engine.clone())),
             stay_after_end: false,
         }
     }

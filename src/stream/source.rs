@@ -343,24 +343,27 @@ fn kafka_consumer_config(options: &KafkaOptions) -> rdkafka::ClientConfig {
 /// How often the consumer's lag is computed (and librdkafka reports its statistics).
 const LAG_CHECK_MS: u64 = 5_000;
 
-/// The consumer's librdkafka context: keeps the high watermark of each partition of the topic
-/// from the statistics librdkafka hands to the polling thread.
+/// The consumer's librdkafka context: keeps the (low, high) watermarks of each partition of
+/// the topic from the statistics librdkafka hands to the polling thread.
 struct WatermarkContext {
     topic: String,
-    high: std::sync::Mutex<HashMap<i32, (i64, i64)>>,
+    watermarks: std::sync::Mutex<HashMap<i32, (i64, i64)>>,
 }
 
 impl WatermarkContext {
     fn new(topic: &str) -> WatermarkContext {
         WatermarkContext {
             topic: topic.to_owned(),
-            high: std::sync::Mutex::new(HashMap::new()),
+            watermarks: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
     /// Per partition, (low, high) watermarks as last reported.
     fn watermarks(&self) -> HashMap<i32, (i64, i64)> {
-        self.high.lock().map(|h| h.clone()).unwrap_or_default()
+        self.watermarks
+            .lock()
+            .map(|w| w.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -369,11 +372,11 @@ impl rdkafka::ClientContext for WatermarkContext {
         let Some(topic) = statistics.topics.get(&self.topic) else {
             return;
         };
-        if let Ok(mut high) = self.high.lock() {
+        if let Ok(mut watermarks) = self.watermarks.lock() {
             // Partition -1 is librdkafka's own; -1 offsets are "not known yet".
             for (&p, partition) in &topic.partitions {
                 if p >= 0 && partition.hi_offset >= 0 {
-                    high.insert(p, (partition.lo_offset.max(0), partition.hi_offset));
+                    watermarks.insert(p, (partition.lo_offset.max(0), partition.hi_offset));
                 }
             }
         }
