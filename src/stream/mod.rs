@@ -9,6 +9,7 @@
 //! `kill -9` too) resumes from them, so nothing is lost and nothing is counted twice.
 
 pub mod control;
+mod merge;
 pub mod relay;
 pub mod source;
 
@@ -221,6 +222,7 @@ fn stream(
             watermark = watermark.max(newest);
         }
         let killmails = batch.killmails.len() as u64;
+        let oldest = batch.killmails.iter().map(|k| k.killmail_time).min();
         let rejected = batch.rejections.len() as u64;
         let duplicates = batch.duplicates;
         sweep.run(
@@ -240,6 +242,8 @@ fn stream(
             killmails,
             duplicates,
             rejected,
+            oldest = ?oldest,
+            %watermark,
             elapsed_ms = elapsed.as_millis() as u64,
             "step"
         );

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
+use super::merge::TimeMerge;
 use crate::ingest::{parse_record, IngestContext};
 use crate::sources::{open_sources, SourcePosition};
 
@@ -291,6 +292,7 @@ impl KafkaSource {
                 consume(
                     consumer,
                     topic,
+                    partitions,
                     next_offsets,
                     batch,
                     tx,
@@ -330,9 +332,11 @@ fn kafka_consumer_config(options: &KafkaOptions) -> rdkafka::ClientConfig {
         // A fetch returns after 100 ms even when it found less than fetch.min.bytes: bounds the
         // latency at low rates.
         .set("fetch.wait.max.ms", "100")
-        // Prefetch up to 64 MB per partition queue: enough to keep steps full at 10k+/s, bounded.
-        .set("queued.max.messages.kbytes", "65536")
-        .set("queued.min.messages", "20000")
+        // Each partition has a queue of its own (the merge takes them oldest first), so these
+        // are per partition: 2 MB ahead of each (about 600 enriched killmails) keeps steps full
+        // at 10k+/s and bounds memory by the partition count (0.5 GB at 256).
+        .set("queued.max.messages.kbytes", "2048")
+        .set("queued.min.messages", "2000")
         // The lag check reads the partitions' high watermarks from librdkafka's statistics
         // (taken from fetch responses, no request of their own) instead of asking the broker
         // partition by partition, which stalled consumption for a round trip per partition.
@@ -385,10 +389,21 @@ impl rdkafka::ClientContext for WatermarkContext {
 
 impl rdkafka::consumer::ConsumerContext for WatermarkContext {}
 
-/// The consumer thread: polls batches and hands them over until the receiver goes away.
+/// Messages of one partition the consumer takes from its queue ahead of the merge at most.
+const MERGE_AHEAD: usize = 256;
+
+/// How long the merge waits for a partition that is behind but whose queue ran dry (between
+/// two fetches) before it goes on without it.
+const MERGE_WAIT: Duration = Duration::from_millis(30);
+
+/// The consumer thread: polls batches and hands them over until the receiver goes away. Each
+/// partition has a queue of its own, and a batch takes their messages oldest first
+/// ([`PartitionFeeds`]).
+#[allow(clippy::too_many_arguments)]
 fn consume(
     consumer: rdkafka::consumer::BaseConsumer<WatermarkContext>,
     topic: String,
+    partitions: Vec<i32>,
     mut next_offsets: HashMap<i32, i64>,
     batch: usize,
     tx: std::sync::mpsc::SyncSender<anyhow::Result<Vec<Message>>>,
@@ -396,45 +411,47 @@ fn consume(
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) {
     use rdkafka::consumer::Consumer;
-    use rdkafka::Message as _;
-
+    let mut feeds = PartitionFeeds::split(consumer, &topic, &partitions, &next_offsets);
     // Per partition, the broker timestamp (ms) of the newest message consumed.
     let mut newest_ms: HashMap<i32, i64> = HashMap::new();
     let mut lag_checked = Instant::now();
     while !stop.load(std::sync::atomic::Ordering::SeqCst) {
         let mut out = Vec::new();
         let started = Instant::now();
-        while out.len() < batch && started.elapsed() < Duration::from_millis(100) {
-            match consumer.poll(Duration::from_millis(50)) {
-                Some(Ok(m)) => {
-                    next_offsets.insert(m.partition(), m.offset() + 1);
-                    if let Some(ms) = m.timestamp().to_millis() {
-                        let newest = newest_ms.entry(m.partition()).or_insert(ms);
-                        *newest = (*newest).max(ms);
-                    }
-                    out.push(Message {
-                        key: kafka_key(&topic, m.partition()),
-                        offset: m.offset(),
-                        position: SourcePosition::Kafka {
-                            topic: topic.clone(),
-                            partition: m.partition(),
-                            offset: m.offset(),
-                        },
-                        payload: m.payload().unwrap_or_default().to_vec(),
-                    });
+        let mut last_arrival = started;
+        loop {
+            let arrived = feeds.fill();
+            if arrived {
+                last_arrival = Instant::now();
+            }
+            while out.len() < batch {
+                let Some((partition, m)) = feeds.next() else {
+                    break;
+                };
+                next_offsets.insert(partition, m.offset + 1);
+                if let Some(ms) = m.timestamp_ms {
+                    let newest = newest_ms.entry(partition).or_insert(ms);
+                    *newest = (*newest).max(ms);
                 }
-                // The broker away, a partition error: librdkafka reconnects by itself; the
-                // stream goes on when it is back.
-                Some(Err(e)) => tracing::warn!("kafka: {e}"),
-                None if out.is_empty() => {}
-                None => break,
+                out.push(m.message);
+            }
+            // A batch ends when full, after 100 ms, or when 50 ms passed without a message.
+            if out.len() >= batch
+                || started.elapsed() >= Duration::from_millis(100)
+                || (!out.is_empty() && last_arrival.elapsed() >= Duration::from_millis(50))
+                || stop.load(std::sync::atomic::Ordering::SeqCst)
+            {
+                break;
+            }
+            if !arrived {
+                std::thread::sleep(Duration::from_millis(2));
             }
         }
         if lag_checked.elapsed() >= Duration::from_millis(LAG_CHECK_MS) {
             lag_checked = Instant::now();
             let seconds = lag_seconds(
                 &next_offsets,
-                &consumer.context().watermarks(),
+                &feeds.consumer.context().watermarks(),
                 &newest_ms,
                 Utc::now().timestamp_millis(),
             );
@@ -446,6 +463,169 @@ fn consume(
             return;
         }
     }
+}
+
+type PartitionQueue = rdkafka::consumer::base_consumer::PartitionQueue<WatermarkContext>;
+
+/// The topic's partitions, each through a queue of its own, merged oldest first.
+struct PartitionFeeds {
+    consumer: std::sync::Arc<rdkafka::consumer::BaseConsumer<WatermarkContext>>,
+    topic: String,
+    topic_c: std::ffi::CString,
+    queues: Vec<(i32, PartitionQueue)>,
+    merge: TimeMerge<Merged>,
+    /// Per partition, the offset after the newest message taken from its queue.
+    fetched_to: HashMap<i32, i64>,
+}
+
+impl PartitionFeeds {
+    /// Splits every partition off into its own queue (before the first poll, so every message
+    /// comes through one); `next_offsets` where they resume.
+    fn split(
+        consumer: rdkafka::consumer::BaseConsumer<WatermarkContext>,
+        topic: &str,
+        partitions: &[i32],
+        next_offsets: &HashMap<i32, i64>,
+    ) -> PartitionFeeds {
+        let consumer = std::sync::Arc::new(consumer);
+        let queues = partitions
+            .iter()
+            .filter_map(|&p| consumer.split_partition_queue(topic, p).map(|q| (p, q)))
+            .collect();
+        PartitionFeeds {
+            consumer,
+            topic: topic.to_owned(),
+            topic_c: std::ffi::CString::new(topic).unwrap_or_default(),
+            queues,
+            merge: TimeMerge::new(MERGE_WAIT),
+            fetched_to: next_offsets.clone(),
+        }
+    }
+
+    /// Serves the main queue and takes what every partition's queue has ready; true when any
+    /// message arrived.
+    fn fill(&mut self) -> bool {
+        // The main queue serves librdkafka's callbacks (statistics) and its errors; a message
+        // there is one fetched before its partition was split off.
+        let mut arrived = false;
+        while let Some(polled) = self.consumer.poll(Duration::ZERO) {
+            match polled {
+                Ok(m) => {
+                    let (partition, timestamp, message) = owned(&self.topic, &m);
+                    self.fetched_to.insert(partition, message.offset + 1);
+                    self.merge.push(partition, timestamp, message);
+                    arrived = true;
+                }
+                // The broker away, a partition error: librdkafka reconnects by itself; the
+                // stream goes on when it is back.
+                Err(e) => tracing::warn!("kafka: {e}"),
+            }
+        }
+        for i in 0..self.queues.len() {
+            arrived |= self.refill(i);
+        }
+        arrived
+    }
+
+    /// The oldest message waiting, unless the merge waits for a partition that is behind.
+    fn next(&mut self) -> Option<(i32, Merged)> {
+        let (partition, m) = self.merge.pop(Instant::now())?;
+        if self.merge.buffered(partition) == 0 {
+            if let Some(i) = self.queues.iter().position(|(p, _)| *p == partition) {
+                self.refill(i);
+            }
+        }
+        Some((partition, m))
+    }
+
+    /// Takes what the `i`th queue has ready into the merge, up to [`MERGE_AHEAD`] waiting;
+    /// true when it took any. When the queue is empty and its partition is behind (the broker
+    /// has more), the merge waits a little for it.
+    fn refill(&mut self, i: usize) -> bool {
+        let partition = self.queues[i].0;
+        let mut took = false;
+        while self.merge.buffered(partition) < MERGE_AHEAD {
+            match self.queues[i].1.poll(Duration::ZERO) {
+                Some(Ok(m)) => {
+                    let (p, timestamp, message) = owned(&self.topic, &m);
+                    self.fetched_to.insert(p, message.offset + 1);
+                    self.merge.push(p, timestamp, message);
+                    took = true;
+                }
+                Some(Err(e)) => {
+                    tracing::warn!("kafka: {e}");
+                    break;
+                }
+                None => {
+                    if self.behind(partition) {
+                        self.merge.ran_dry(partition, Instant::now());
+                    }
+                    break;
+                }
+            }
+        }
+        took
+    }
+
+    /// True when the broker holds messages of `partition` beyond what its queue gave so far,
+    /// going by the high watermark librdkafka took from its last fetch response (a local read,
+    /// no request). Unknown counts as not behind: the merge never waits on a guess.
+    fn behind(&self, partition: i32) -> bool {
+        let (mut low, mut high) = (-1i64, -1i64);
+        // SAFETY: the client pointer lives as long as `self.consumer`, `topic_c` is
+        // NUL-terminated, and `low`/`high` are valid for writes; librdkafka reads its own
+        // cached offsets.
+        let err = unsafe {
+            rdkafka::bindings::rd_kafka_get_watermark_offsets(
+                rdkafka::consumer::Consumer::client(&*self.consumer).native_ptr(),
+                self.topic_c.as_ptr(),
+                partition,
+                &mut low,
+                &mut high,
+            )
+        };
+        if err != rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || high < 0 {
+            return false;
+        }
+        let next = self
+            .fetched_to
+            .get(&partition)
+            .copied()
+            .unwrap_or(low.max(0));
+        next < high
+    }
+}
+
+/// A message on its way through the merge.
+struct Merged {
+    offset: i64,
+    timestamp_ms: Option<i64>,
+    message: Message,
+}
+
+/// A Kafka message as the stream's own: its partition, timestamp and [`Merged`] message.
+fn owned(topic: &str, m: &rdkafka::message::BorrowedMessage<'_>) -> (i32, Option<i64>, Merged) {
+    use rdkafka::Message as _;
+    let timestamp = m.timestamp().to_millis();
+    let message = Message {
+        key: kafka_key(topic, m.partition()),
+        offset: m.offset(),
+        position: SourcePosition::Kafka {
+            topic: topic.to_owned(),
+            partition: m.partition(),
+            offset: m.offset(),
+        },
+        payload: m.payload().unwrap_or_default().to_vec(),
+    };
+    (
+        m.partition(),
+        timestamp,
+        Merged {
+            offset: m.offset(),
+            timestamp_ms: timestamp,
+            message,
+        },
+    )
 }
 
 /// The consumer's lag: 0 when every partition is consumed up to its high watermark, else the
