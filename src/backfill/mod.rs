@@ -348,7 +348,7 @@ impl<'a> Sweep<'a> {
         options: SweepOptions,
         progress: &'a Progress,
     ) -> Sweep<'a> {
-        // Steps of battles written once have no order between them.
+        // Steps of battles written once need no order among themselves ([`Sweep::send`]).
         let writers = if options.hold_until_final {
             options.writers.max(1)
         } else {
@@ -379,7 +379,10 @@ impl<'a> Sweep<'a> {
 
     /// Queues `changes` for the writer. A step that changes stored rows (a later read batch
     /// merging with battles an earlier one wrote) needs the keys back: the bulk load ends
-    /// first.
+    /// first. Steps of only new rows (battles written once, when final) run in parallel; a
+    /// step that changes stored rows begins once everything queued before it has committed: an
+    /// ended battle's alias needs its successor's row, which an earlier final may still be
+    /// writing on another connection.
     fn send(&mut self, changes: StepChanges) -> anyhow::Result<()> {
         let inserts_only = changes.killmails_retracted.is_empty()
             && changes
@@ -401,7 +404,10 @@ impl<'a> Sweep<'a> {
             tracing::info!("too many steps update stored battles: ending the bulk load early");
             self.end_bulk()?;
         }
-        self.summary.sink_wait += self.writer.send(changes)?;
+        self.summary.sink_wait += match self.pending.is_some() && inserts_only {
+            true => self.writer.send(changes)?,
+            false => self.writer.send_in_order(changes)?,
+        };
         Ok(())
     }
 
@@ -426,7 +432,7 @@ impl<'a> Sweep<'a> {
         self.summary.bulk_loaded = true;
         self.summary.index_build += report.elapsed;
         for deferred in std::mem::take(&mut self.deferred) {
-            self.summary.sink_wait += self.writer.send(deferred.changes)?;
+            self.summary.sink_wait += self.writer.send_in_order(deferred.changes)?;
         }
         Ok(())
     }
@@ -442,12 +448,12 @@ impl<'a> Sweep<'a> {
     }
 
     /// Queues battles that are final with their killmails: the created ones (which the sink
-    /// can `COPY`) in one transaction, those changing stored rows in another, after it when
-    /// they end into its battles.
+    /// can `COPY`) in transactions of their own, those changing stored rows in another, begun
+    /// once everything before it committed ([`Sweep::send`]: their aliases may point at battles
+    /// the created parts, or earlier finals, write).
     fn send_final(&mut self, mut done: Final, status: StatusRule) -> anyhow::Result<()> {
         let stored = done.split_stored();
         let suppress_events = self.suppress_events;
-        let needs_first = stored.ends_into(&done);
         // A big final (the end of the input, where everything is final at once) goes out as
         // one transaction per writer, so they run in parallel.
         let created = if done.killmails.len() >= SPLIT_FINAL_KILLMAILS {
@@ -455,14 +461,9 @@ impl<'a> Sweep<'a> {
         } else {
             vec![done]
         };
-        let parts = created.len();
-        for (i, part) in created.into_iter().chain([stored]).enumerate() {
+        for part in created.into_iter().chain([stored]) {
             if part.is_empty() {
                 continue;
-            }
-            if i == parts && needs_first {
-                // Its aliases point at battles the first parts create.
-                self.summary.sink_wait += self.writer.flush()?;
             }
             self.send(StepChanges {
                 battles: part.battles,

@@ -112,14 +112,6 @@ impl Final {
         }
         out
     }
-
-    /// True when a battle here ends into one of `other`'s (its alias needs that battle's row).
-    pub fn ends_into(&self, other: &Final) -> bool {
-        let ids: HashSet<Uuid> = other.battles.iter().map(BattleChange::battle_id).collect();
-        self.battles.iter().any(
-            |c| matches!(c, BattleChange::Ended { continued_by: Some(to), .. } if ids.contains(to)),
-        )
-    }
 }
 
 /// Net battle changes and unstored killmails, held until final.

@@ -1,8 +1,10 @@
 //! The backfill's writer: a task on the database runtime that applies steps, each in its own
-//! transaction, while the engine computes the next one. With one connection the steps commit in
-//! order (the live service: a battle's later state must land after its earlier one); a backfill
-//! that writes each battle once, when final, has no order between its steps and keeps several
-//! transactions in flight on several connections, so PostgreSQL works on every core it has. The
+//! transaction, while the engine computes the next one. Steps of battles written once, when
+//! final, have no order between them: several transactions stay in flight on several
+//! connections, so PostgreSQL works on every core it has. A step sent in order
+//! ([`Writer::send_in_order`]: one that changes stored rows) begins only once everything
+//! before it has committed. The live service keeps one transaction in flight: its steps
+//! commit in the order they were made. The
 //! queue holds at most two steps beyond those in flight, so a slow database slows the engine
 //! down instead of filling memory. A flush waits for everything in flight.
 
@@ -39,6 +41,8 @@ impl Applied {
 
 enum Job {
     Apply(StepChanges),
+    /// Applied once everything queued before it has committed.
+    ApplyInOrder(StepChanges),
     Flush(oneshot::Sender<()>),
 }
 
@@ -85,6 +89,12 @@ async fn write_steps(
         tokio::select! {
             job = queue.recv() => match job {
                 Some(Job::Apply(changes)) => running.push(apply(changes)),
+                Some(Job::ApplyInOrder(changes)) => {
+                    while let Some(done) = running.next().await {
+                        record(done)?;
+                    }
+                    running.push(apply(changes));
+                }
                 Some(Job::Flush(reply)) => {
                     while let Some(done) = running.next().await {
                         record(done)?;
@@ -130,6 +140,17 @@ impl Writer {
     pub fn send(&self, changes: StepChanges) -> anyhow::Result<Duration> {
         let t = Instant::now();
         match self.jobs.blocking_send(Job::Apply(changes)) {
+            Ok(()) => Ok(t.elapsed()),
+            Err(_) => Err(self.failure()),
+        }
+    }
+
+    /// Queues a step that begins only once every step queued before it has committed (one that
+    /// updates or ends stored battles, whose aliases may point at rows an earlier step is still
+    /// writing); returns how long the queue was full.
+    pub fn send_in_order(&self, changes: StepChanges) -> anyhow::Result<Duration> {
+        let t = Instant::now();
+        match self.jobs.blocking_send(Job::ApplyInOrder(changes)) {
             Ok(()) => Ok(t.elapsed()),
             Err(_) => Err(self.failure()),
         }
