@@ -428,7 +428,7 @@ fn consume(
                 let Some((partition, m)) = feeds.next() else {
                     break;
                 };
-                next_offsets.insert(partition, m.offset + 1);
+                next_offsets.insert(partition, m.message.offset + 1);
                 if let Some(ms) = m.timestamp_ms {
                     let newest = newest_ms.entry(partition).or_insert(ms);
                     *newest = (*newest).max(ms);
@@ -512,7 +512,8 @@ impl PartitionFeeds {
             match polled {
                 Ok(m) => {
                     let (partition, timestamp, message) = owned(&self.topic, &m);
-                    self.fetched_to.insert(partition, message.offset + 1);
+                    self.fetched_to
+                        .insert(partition, message.message.offset + 1);
                     self.merge.push(partition, timestamp, message);
                     arrived = true;
                 }
@@ -548,7 +549,7 @@ impl PartitionFeeds {
             match self.queues[i].1.poll(Duration::ZERO) {
                 Some(Ok(m)) => {
                     let (p, timestamp, message) = owned(&self.topic, &m);
-                    self.fetched_to.insert(p, message.offset + 1);
+                    self.fetched_to.insert(p, message.message.offset + 1);
                     self.merge.push(p, timestamp, message);
                     took = true;
                 }
@@ -596,9 +597,8 @@ impl PartitionFeeds {
     }
 }
 
-/// A message on its way through the merge.
+/// A message on its way through the merge, with its Kafka timestamp (ms).
 struct Merged {
-    offset: i64,
     timestamp_ms: Option<i64>,
     message: Message,
 }
@@ -621,7 +621,6 @@ fn owned(topic: &str, m: &rdkafka::message::BorrowedMessage<'_>) -> (i32, Option
         m.partition(),
         timestamp,
         Merged {
-            offset: m.offset(),
             timestamp_ms: timestamp,
             message,
         },
