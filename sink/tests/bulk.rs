@@ -83,7 +83,8 @@ async fn marker_rows(client: &Client) -> i64 {
 async fn battle_counts(client: &Client) -> (Vec<(String, i64)>, Vec<(String, i64)>) {
     let kept = client
         .query(
-            "SELECT status, battles FROM battle_counts WHERE battles <> 0 ORDER BY status",
+            "SELECT status, sum(battles)::BIGINT FROM battle_counts GROUP BY status
+             HAVING sum(battles) <> 0 ORDER BY status",
             &[],
         )
         .await
