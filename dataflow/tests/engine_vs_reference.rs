@@ -47,7 +47,7 @@ fn check_invariants(reports: &[BattleReport]) {
         assert!(r.team_a.pilots >= r.team_b.pilots);
         assert!(r.started_at <= r.ended_at);
         assert_eq!(
-            battles_dataflow::battle_id(r.first_killmail_id),
+            battles_dataflow::battle_id(r.started_at, r.first_killmail_id),
             r.battle_id
         );
         let a = r.participants.iter().filter(|p| p.team == Team::A).count() as i32;

@@ -8,7 +8,6 @@ mod common;
 use std::collections::BTreeMap;
 
 use battles_dataflow::changes::classify;
-use battles_dataflow::report::battle_id;
 use battles_dataflow::BattleChange;
 use battles_sink::tokio_postgres::Client;
 use battles_sink::{
@@ -397,7 +396,7 @@ async fn replaying_a_step_changes_nothing() {
         .await
         .unwrap();
     assert_eq!(stats.battles_updated, 1);
-    let id = battle_id(1);
+    let id = battle_of(&shrunk[0]);
     assert_eq!(sink.load_reports().await.unwrap()[&id].0, *report(&shrunk));
     drop(client);
     drop(sink);
@@ -536,10 +535,10 @@ async fn engine_merges_give_aliases_and_events_that_agree() {
         .await
         .unwrap();
     }
-    let b = battle_id(3);
+    let b = battle_of(&fight_b[0]);
     assert_eq!(
         expected_aliases,
-        BTreeMap::from([(b, battle_id(1))]),
+        BTreeMap::from([(b, battle_of(&fight_a[0]))]),
         "B merged into A"
     );
     assert_eq!(sink.load_aliases().await.unwrap(), expected_aliases);
@@ -553,7 +552,10 @@ async fn engine_merges_give_aliases_and_events_that_agree() {
     assert_eq!(events.len(), 1);
     let data: serde_json::Value = events[0].get(0);
     assert_eq!(data["data"]["battleId"], b.to_string());
-    assert_eq!(data["data"]["continuingBattleId"], battle_id(1).to_string());
+    assert_eq!(
+        data["data"]["continuingBattleId"],
+        battle_of(&fight_a[0]).to_string()
+    );
     drop(client);
     drop(sink);
     db.drop_database().await.unwrap();

@@ -425,3 +425,121 @@ async fn killmail_records_of_before_v7_stay_readable_with_their_isk_flag() {
     drop(client);
     db.drop_database().await.unwrap();
 }
+
+/// The battle id of before V9: the UUIDv5 of the earliest killmail's id.
+fn v5_battle_id(killmail_id: i64) -> uuid::Uuid {
+    const NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6261_7474_6c65_7300_8000_0000_0000_0001);
+    uuid::Uuid::new_v5(&NAMESPACE, &killmail_id.to_be_bytes())
+}
+
+/// Battles stored under the UUIDv5 ids of before V9 are renumbered by it: each comes back whole
+/// under the engine's id, its old id (and an alias that named it) redirects to the new one, and
+/// a `battle.deleted` event tells consumers where each visible battle went.
+#[tokio::test]
+async fn v9_renumbers_battles_stored_under_uuid_v5_ids() {
+    use common::{battle_of, create_step, km, report};
+    let db = TestDatabase::create().await.unwrap();
+    let mut client = db.connect().await.unwrap();
+    let sink = db.sink().await.unwrap();
+    let a = vec![
+        km(1, 0, 2001, &[1000, 1001], 10),
+        km(2, 3, 2002, &[1000], 20),
+    ];
+    // B's id has bits above the low 52, which go to the id's second field.
+    let b = vec![km(1_234_567_890_123_456_789, 30, 3001, &[4000], 30)];
+    // The rows a V7 sink wrote: the same battles under their old ids.
+    let mut step = create_step(&[a.clone(), b.clone()]);
+    for change in &mut step.battles {
+        let battles_dataflow::BattleChange::Created(r) = change else {
+            unreachable!()
+        };
+        std::sync::Arc::make_mut(r).battle_id = v5_battle_id(r.first_killmail_id);
+    }
+    sink.apply(step).await.unwrap();
+    let (old_a, old_b, merged_away) = (v5_battle_id(1), v5_battle_id(b[0].id), v5_battle_id(5));
+    client
+        .execute(
+            "INSERT INTO battle_aliases (ended_battle_id, battle_id) VALUES ($1, $2)",
+            &[&merged_away, &old_a],
+        )
+        .await
+        .unwrap();
+    client
+        .batch_execute(
+            "DELETE FROM battle_events_outbox;
+             DELETE FROM refinery_schema_history WHERE version >= 9",
+        )
+        .await
+        .unwrap();
+
+    let report_of_v9 = migrate(&mut client).await.unwrap();
+    assert_eq!(report_of_v9.applied_migrations().len(), 1);
+
+    let (new_a, new_b) = (battle_of(&a[0]), battle_of(&b[0]));
+    let stored = sink.load_reports().await.unwrap();
+    assert_eq!(stored.keys().copied().collect::<Vec<_>>(), [new_a, new_b]);
+    assert_eq!(stored[&new_a].0, *report(&a), "A moved whole");
+    assert_eq!(stored[&new_b].0, *report(&b), "B moved whole");
+    assert_eq!(
+        sink.load_aliases().await.unwrap(),
+        std::collections::BTreeMap::from([(old_a, new_a), (old_b, new_b), (merged_away, new_a)])
+    );
+    let events: Vec<serde_json::Value> = client
+        .query(
+            "SELECT payload FROM battle_events_outbox WHERE event_type = 'battle.deleted'
+             ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let moves: Vec<(String, String, String)> = events
+        .iter()
+        .map(|e| {
+            let d = &e["data"];
+            (
+                d["battleId"].as_str().unwrap().to_owned(),
+                d["continuingBattleId"].as_str().unwrap().to_owned(),
+                d["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        moves,
+        [
+            (
+                old_a.to_string(),
+                new_a.to_string(),
+                "renumbered".to_owned()
+            ),
+            (
+                old_b.to_string(),
+                new_b.to_string(),
+                "renumbered".to_owned()
+            )
+        ]
+    );
+    let counted: i64 = client
+        .query_one("SELECT sum(battles)::BIGINT FROM battle_counts", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(counted, 2, "the battle counts are unchanged");
+
+    // Again: nothing to renumber.
+    client
+        .batch_execute("DELETE FROM refinery_schema_history WHERE version >= 9")
+        .await
+        .unwrap();
+    migrate(&mut client).await.unwrap();
+    let events_after: i64 = client
+        .query_one("SELECT count(*) FROM battle_events_outbox", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(events_after, 2);
+    drop((client, sink));
+    db.drop_database().await.unwrap();
+}

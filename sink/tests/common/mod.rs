@@ -15,6 +15,7 @@ use battles_dataflow::report::{
 use battles_dataflow::BattleChange;
 use battles_sink::{Sink, StepChanges, TestDatabase};
 use chrono::{DateTime, Duration, Utc};
+use uuid::Uuid;
 
 /// A killmail in few words: who died, who shot (the first attacker lands the final blow).
 #[derive(Clone, Debug)]
@@ -111,6 +112,11 @@ pub fn killmail(k: &Km) -> Killmail {
 }
 
 /// A consistent report of the battle made of `kms`.
+/// The id of the battle whose earliest killmail is `k`.
+pub fn battle_of(k: &Km) -> Uuid {
+    battle_id(t0() + Duration::minutes(k.minute), k.id)
+}
+
 pub fn report(kms: &[Km]) -> Arc<BattleReport> {
     let mut kms = kms.to_vec();
     kms.sort_by_key(|k| (k.minute, k.id));
@@ -243,7 +249,7 @@ pub fn report(kms: &[Km]) -> Arc<BattleReport> {
     };
     let first = &kms[0];
     Arc::new(BattleReport {
-        battle_id: battle_id(first.id),
+        battle_id: battle_of(first),
         first_killmail_id: first.id,
         started_at: time(first),
         ended_at: time(kms.last().unwrap()),
