@@ -272,10 +272,11 @@ pub(crate) async fn copy_participants(
     let p = &plan.participants;
     copy_rows(
         tx,
-        "battle_participants (battle_id, character_id, character_name, corporation_id, \
+        "battle_participants (id, battle_id, character_id, character_name, corporation_id, \
          corporation_name, alliance_id, alliance_name, team, ships_flown, kills, deaths, \
          damage_done, damage_received, isk_destroyed, isk_lost, first_seen_at, last_seen_at)",
         &[
+            Type::UUID,
             Type::UUID,
             Type::INT8,
             Type::TEXT,
@@ -296,6 +297,7 @@ pub(crate) async fn copy_participants(
         ],
         (0..p.battle_id.len()).map(|i| -> Vec<&(dyn ToSql + Sync)> {
             vec![
+                &p.id[i],
                 &p.battle_id[i],
                 &p.character_id[i],
                 &p.character_name[i],
@@ -327,10 +329,11 @@ pub(crate) async fn copy_battle_killmails(
     let k = &plan.battle_killmails;
     copy_rows(
         tx,
-        "battle_killmails (battle_id, killmail_id, killmail_time, system_id, \
+        "battle_killmails (id, battle_id, killmail_id, killmail_time, system_id, \
          victim_character_id, victim_alliance_id, victim_ship_type_id, victim_team, \
          isk_destroyed)",
         &[
+            Type::UUID,
             Type::UUID,
             Type::INT8,
             Type::TIMESTAMPTZ,
@@ -343,6 +346,7 @@ pub(crate) async fn copy_battle_killmails(
         ],
         (0..k.battle_id.len()).map(|i| -> Vec<&(dyn ToSql + Sync)> {
             vec![
+                &k.id[i],
                 &k.battle_id[i],
                 &k.killmail_id[i],
                 &k.killmail_time[i],

@@ -23,6 +23,7 @@ mod outbox;
 mod plan;
 pub mod record;
 pub mod retention;
+pub mod row_ids;
 pub mod server;
 mod sink;
 pub mod testdb;

@@ -145,6 +145,8 @@ pub(crate) struct StatisticsColumns {
 
 #[derive(Debug, Default)]
 pub(crate) struct ParticipantColumns {
+    /// [`crate::row_ids::participant_row_id`].
+    pub id: Vec<Uuid>,
     pub battle_id: Vec<Uuid>,
     pub character_id: Vec<i64>,
     pub character_name: Vec<String>,
@@ -166,6 +168,8 @@ pub(crate) struct ParticipantColumns {
 
 #[derive(Debug, Default)]
 pub(crate) struct BattleKillmailColumns {
+    /// [`crate::row_ids::battle_killmail_row_id`].
+    pub id: Vec<Uuid>,
     pub battle_id: Vec<Uuid>,
     pub killmail_id: Vec<i64>,
     pub killmail_time: Vec<DateTime<Utc>>,
@@ -479,6 +483,10 @@ impl WritePlan {
 
 impl ParticipantColumns {
     fn push(&mut self, battle_id: Uuid, p: &Participant) {
+        self.id.push(crate::row_ids::participant_row_id(
+            battle_id,
+            p.character_id,
+        ));
         self.battle_id.push(battle_id);
         self.character_id.push(p.character_id);
         self.character_name.push(pg_string(&p.character_name));
@@ -507,6 +515,10 @@ impl ParticipantColumns {
 
 impl BattleKillmailColumns {
     fn push(&mut self, battle_id: Uuid, k: &BattleKillmail) {
+        self.id.push(crate::row_ids::battle_killmail_row_id(
+            battle_id,
+            k.killmail_id,
+        ));
         self.battle_id.push(battle_id);
         self.killmail_id.push(k.killmail_id);
         self.killmail_time.push(k.killmail_time);

@@ -123,12 +123,12 @@ WHERE (s.top_killers, s.top_losers, s.team_a_ship_types, s.team_b_ship_types, s.
 RETURNING s.battle_id";
 
 const UPSERT_PARTICIPANTS: &str = "
-INSERT INTO battle_participants AS p (battle_id, character_id, character_name, corporation_id,
-  corporation_name, alliance_id, alliance_name, team, ships_flown, kills, deaths, damage_done,
-  damage_received, isk_destroyed, isk_lost, first_seen_at, last_seen_at)
-SELECT * FROM UNNEST($1::uuid[], $2::int8[], $3::text[], $4::int8[], $5::text[], $6::int8[],
-  $7::text[], $8::text[], $9::jsonb[], $10::int4[], $11::int4[], $12::int8[], $13::int8[],
-  $14::int8[], $15::int8[], $16::timestamptz[], $17::timestamptz[])
+INSERT INTO battle_participants AS p (id, battle_id, character_id, character_name,
+  corporation_id, corporation_name, alliance_id, alliance_name, team, ships_flown, kills, deaths,
+  damage_done, damage_received, isk_destroyed, isk_lost, first_seen_at, last_seen_at)
+SELECT * FROM UNNEST($18::uuid[], $1::uuid[], $2::int8[], $3::text[], $4::int8[], $5::text[],
+  $6::int8[], $7::text[], $8::text[], $9::jsonb[], $10::int4[], $11::int4[], $12::int8[],
+  $13::int8[], $14::int8[], $15::int8[], $16::timestamptz[], $17::timestamptz[])
 ON CONFLICT (battle_id, character_id) DO UPDATE SET
   character_name = EXCLUDED.character_name, corporation_id = EXCLUDED.corporation_id,
   corporation_name = EXCLUDED.corporation_name, alliance_id = EXCLUDED.alliance_id,
@@ -148,10 +148,10 @@ WHERE (p.character_name, p.corporation_id, p.corporation_name, p.alliance_id, p.
 RETURNING p.battle_id";
 
 const UPSERT_BATTLE_KILLMAILS: &str = "
-INSERT INTO battle_killmails AS k (battle_id, killmail_id, killmail_time, system_id,
+INSERT INTO battle_killmails AS k (id, battle_id, killmail_id, killmail_time, system_id,
   victim_character_id, victim_alliance_id, victim_ship_type_id, victim_team, isk_destroyed)
-SELECT * FROM UNNEST($1::uuid[], $2::int8[], $3::timestamptz[], $4::int8[], $5::int8[],
-  $6::int8[], $7::int8[], $8::text[], $9::int8[])
+SELECT * FROM UNNEST($10::uuid[], $1::uuid[], $2::int8[], $3::timestamptz[], $4::int8[],
+  $5::int8[], $6::int8[], $7::int8[], $8::text[], $9::int8[])
 ON CONFLICT (battle_id, killmail_id) DO UPDATE SET
   killmail_time = EXCLUDED.killmail_time, system_id = EXCLUDED.system_id,
   victim_character_id = EXCLUDED.victim_character_id,
@@ -432,6 +432,7 @@ pub(crate) async fn write(
                     &p.isk_lost,
                     &p.first_seen_at,
                     &p.last_seen_at,
+                    &p.id,
                 ],
             )
             .await?;
@@ -476,6 +477,7 @@ pub(crate) async fn write(
                     &bk.victim_ship_type_id,
                     &bk.victim_team,
                     &bk.isk_destroyed,
+                    &bk.id,
                 ],
             )
             .await?;
