@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod generate;
 pub mod ingest;
+pub mod memory;
 pub mod postgres;
 pub mod recluster;
 pub mod sources;

@@ -9,6 +9,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     let cli = battles::cli::Cli::parse();
+    if cli.command.is_batch() {
+        battles::memory::keep_freed_memory();
+    }
     battles::telemetry::init(cli.log_format);
     match cli.run() {
         Ok(code) => code,

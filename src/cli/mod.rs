@@ -61,6 +61,14 @@ pub enum Command {
     Run(run::RunArgs),
 }
 
+impl Command {
+    /// A job that ends when its input is done (not the long-running `run` or `serve`): its
+    /// process keeps freed memory for reuse ([`crate::memory`]).
+    pub fn is_batch(&self) -> bool {
+        !matches!(self, Command::Run(_) | Command::Serve(_))
+    }
+}
+
 impl Cli {
     /// Runs the chosen subcommand; the process exit code comes from its result.
     pub fn run(self) -> anyhow::Result<std::process::ExitCode> {
