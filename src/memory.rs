@@ -24,6 +24,7 @@ pub fn keep_freed_memory() {
 }
 
 /// The purge delay in effect, in milliseconds (-1: never).
+#[allow(clippy::useless_conversion)] // `c_long` is `i64` here, `i32` on other targets
 pub fn purge_delay_ms() -> i64 {
     // SAFETY: a plain C call with a valid option number.
     i64::from(unsafe { mi_option_get(MI_OPTION_PURGE_DELAY) })
