@@ -1,10 +1,10 @@
 //! How the allocator (mimalloc, the binary's global allocator) hands freed memory back.
 //!
-//! By default mimalloc returns ("purges") freed pages to the kernel 10 ms after they empty. A
-//! backfill frees a read batch of killmails and allocates the next one seconds later, so each
-//! batch faulted its memory in again and the kernel zeroed it: in a profile of an incremental
-//! month, a quarter of the parse thread's time was `clear_page_erms` under mimalloc's page
-//! allocation. Batch commands ([`keep_freed_memory`]) keep freed pages for reuse instead; their
+//! By default mimalloc (v3, as vendored) returns ("purges") freed pages to the kernel a second
+//! after they empty. A backfill frees a read batch of killmails and allocates the next one
+//! seconds later, so each batch faulted its memory in again and the kernel zeroed it: in a
+//! profile of an incremental month, a quarter of the parse thread's time was `clear_page_erms`
+//! under mimalloc's page allocation. Batch commands ([`keep_freed_memory`]) keep freed pages for reuse instead; their
 //! memory is still bounded by the read batch (the peak is what was live at once, and the
 //! process ends with the job). Long-running commands (`run`, `serve`) keep the default, so
 //! memory a spike took goes back.
@@ -12,7 +12,7 @@
 use libmimalloc_sys::{mi_option_get, mi_option_set, mi_option_t};
 
 /// `mi_option_purge_delay` of the vendored mimalloc's `mimalloc.h` (v2 and v3): milliseconds
-/// before freed memory is purged, -1 for never. Not exported by `libmimalloc-sys` 0.1.49, which
+/// before freed memory is purged (default 1000 in v3's `options.c`), -1 for never. Not exported by `libmimalloc-sys` 0.1.49, which
 /// is pinned for that reason.
 const MI_OPTION_PURGE_DELAY: mi_option_t = 15;
 
@@ -34,14 +34,14 @@ pub fn purge_delay_ms() -> i64 {
 mod tests {
     use super::*;
 
-    /// The option number is the purge delay's: its documented default is 10 ms (unless the
+    /// The option number is the purge delay's: its default is v3's 1000 ms (unless the
     /// environment sets it), and setting it takes.
     #[test]
     fn the_option_is_mimallocs_purge_delay() {
         let expected = std::env::var("MIMALLOC_PURGE_DELAY")
             .ok()
             .and_then(|v| v.parse().ok())
-            .unwrap_or(10);
+            .unwrap_or(1000);
         assert_eq!(purge_delay_ms(), expected);
         keep_freed_memory();
         assert_eq!(purge_delay_ms(), -1);
