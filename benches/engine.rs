@@ -7,6 +7,10 @@
 //! `BENCH_MODES` to run only some of `bulk`, `stream`, `evict`, comma-separated, and
 //! `BENCH_WORKERS` to run only some worker counts, e.g. `1`, when profiling).
 
+/// The allocator `battles` ships with (src/main.rs): the benchmark measures what runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -87,6 +91,8 @@ fn stream(
 }
 
 fn main() {
+    // As `battles backfill` runs: batch commands keep freed memory (src/memory.rs).
+    battles::memory::keep_freed_memory();
     let days: u32 = env("BENCH_DAYS", 7);
     let scale: f64 = env("BENCH_SCALE", 10.0);
     let step: usize = env("BENCH_STEP", 100);

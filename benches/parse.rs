@@ -3,6 +3,10 @@
 //! ISK is estimated from item prices) and for the same killmails re-serialized as enriched
 //! records. Run with `cargo bench --bench parse`.
 
+/// The allocator `battles` ships with (src/main.rs): the benchmark measures what runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::hint::black_box;
 use std::io::{BufRead, BufReader};
 use std::time::Instant;
@@ -57,6 +61,8 @@ fn report(label: &str, records: &[Vec<u8>], ctx: &IngestContext) {
 }
 
 fn bench(c: &mut Criterion) {
+    // As `battles backfill` runs: batch commands keep freed memory (src/memory.rs).
+    battles::memory::keep_freed_memory();
     let ctx = IngestContext::default();
     let esi = esi_lines();
     let enriched: Vec<Vec<u8>> = esi

@@ -15,6 +15,10 @@
 //! messages per step, for A/B runs). The mock
 //! broker runs in this process and shares its cores.
 
+/// The allocator `battles` ships with (src/main.rs): the benchmark measures what runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
