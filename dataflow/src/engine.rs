@@ -190,7 +190,15 @@ impl Engine {
     /// looked at); inserting a resident killmail again or retracting an absent one is ignored
     /// and counted in [`StepOutput::ignored`]. An insertion whose values are out of bounds
     /// fails the step before anything is applied.
-    pub fn step(&mut self, updates: Vec<(Killmail, isize)>) -> Result<StepOutput, EngineError> {
+    ///
+    /// Killmails come owned or already shared (`Arc<Killmail>`): a caller that keeps them too
+    /// (to store them) shares them instead of copying every name and attacker.
+    pub fn step<K: Into<Arc<Killmail>>>(
+        &mut self,
+        updates: Vec<(K, isize)>,
+    ) -> Result<StepOutput, EngineError> {
+        let updates: Vec<(Arc<Killmail>, isize)> =
+            updates.into_iter().map(|(k, d)| (k.into(), d)).collect();
         if let Some((km, _)) = updates
             .iter()
             .find(|(km, d)| *d > 0 && km.bounds_error().is_some())
@@ -291,9 +299,9 @@ impl Engine {
     }
 
     /// Inserts killmails as one step.
-    pub fn insert(
+    pub fn insert<K: Into<Arc<Killmail>>>(
         &mut self,
-        killmails: impl IntoIterator<Item = Killmail>,
+        killmails: impl IntoIterator<Item = K>,
     ) -> Result<StepOutput, EngineError> {
         self.step(killmails.into_iter().map(|k| (k, 1)).collect())
     }

@@ -56,7 +56,7 @@ impl Resident {
     /// record. Returns the accepted updates and how many were dropped.
     pub(crate) fn admit(
         &mut self,
-        updates: Vec<(Killmail, isize)>,
+        updates: Vec<(Arc<Killmail>, isize)>,
     ) -> (Vec<(Arc<Killmail>, isize)>, usize) {
         let mut accepted = Vec::with_capacity(updates.len());
         let mut dropped = 0;
@@ -66,7 +66,6 @@ impl Resident {
                     dropped += 1;
                     continue;
                 }
-                let km = Arc::new(km);
                 self.killmails.insert(km.killmail_id, km.clone());
                 accepted.push((km, 1));
             } else if diff < 0 {

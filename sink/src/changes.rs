@@ -2,6 +2,8 @@
 //! changes, the killmails consumed or retracted, the rejected records, the source positions
 //! reached and how to set each battle's status. One `StepChanges` is one transaction.
 
+use std::sync::Arc;
+
 use battles_dataflow::killmail::{Killmail, KillmailId};
 use battles_dataflow::BattleChange;
 
@@ -14,8 +16,9 @@ pub struct StepChanges {
     /// The engine's changes of this step: created, updated and ended battles, each ended one
     /// with the battle that continues it (which the sink stores as an alias).
     pub battles: Vec<BattleChange>,
-    /// Killmails consumed in this step (stored for restarts; duplicates are ignored).
-    pub killmails_inserted: Vec<Killmail>,
+    /// Killmails consumed in this step (stored for restarts; duplicates are ignored). Shared
+    /// with the engine, which holds the same killmails.
+    pub killmails_inserted: Vec<Arc<Killmail>>,
     /// Killmails withdrawn upstream in this step (removed from the store before inserts, so a
     /// retraction plus an insert of the same id replaces the record).
     pub killmails_retracted: Vec<KillmailId>,

@@ -485,7 +485,7 @@ async fn inconsistent_changes_are_refused_and_nul_is_stored() {
         unreachable!("create_step creates")
     };
     std::sync::Arc::make_mut(created).participants[0].character_name = "bad\0name".into();
-    step.killmails_inserted[0].solar_system_name = "J\0ita".into();
+    std::sync::Arc::make_mut(&mut step.killmails_inserted[0]).solar_system_name = "J\0ita".into();
     step.rejections = vec![RejectionRow {
         raw_payload: "\0\0".into(),
         reason_code: "invalid_json".into(),
@@ -529,7 +529,7 @@ async fn engine_merges_give_aliases_and_events_that_agree() {
         }
         sink.apply(StepChanges {
             battles: out.changes,
-            killmails_inserted: step.iter().map(killmail).collect(),
+            killmails_inserted: step.iter().map(killmail).map(Into::into).collect(),
             ..StepChanges::default()
         })
         .await
@@ -578,7 +578,7 @@ async fn one_killmail_battles_have_no_statistics_row_and_read_back_whole() {
     // Created with one killmail: no statistics row, and the report reads back whole.
     sink.apply(StepChanges {
         battles: vec![BattleChange::Created(one.clone())],
-        killmails_inserted: vec![first.clone()],
+        killmails_inserted: vec![first.clone().into()],
         ..StepChanges::default()
     })
     .await
@@ -589,7 +589,7 @@ async fn one_killmail_battles_have_no_statistics_row_and_read_back_whole() {
     // Grown to two killmails: the row is written.
     sink.apply(StepChanges {
         battles: classify(vec![(one.clone(), -1), (two.clone(), 1)]).unwrap(),
-        killmails_inserted: vec![second.clone()],
+        killmails_inserted: vec![second.clone().into()],
         ..StepChanges::default()
     })
     .await
@@ -679,7 +679,7 @@ async fn steps_promising_new_rows_copy_them_and_upsert_the_rest_with_the_same_ta
         let out = engine.insert(kms.iter().map(killmail)).unwrap();
         let step = |rows_are_new| StepChanges {
             battles: out.changes.clone(),
-            killmails_inserted: kms.iter().map(killmail).collect(),
+            killmails_inserted: kms.iter().map(killmail).map(Into::into).collect(),
             offsets: vec![("kafka:killmail.enriched:0".into(), i as i64 + 1)],
             status: StatusRule::Watermark {
                 watermark: t0() + Duration::minutes(10),

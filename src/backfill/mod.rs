@@ -619,6 +619,8 @@ impl<'a> Sweep<'a> {
                 }
             }
 
+            // The engine and the store share the killmails: no copy of names and attackers.
+            let chunk: Vec<Arc<Killmail>> = chunk.into_iter().map(Arc::new).collect();
             let stored_copy = chunk.clone();
             let t = Instant::now();
             let out = self.engine.insert(chunk)?;

@@ -37,7 +37,7 @@ struct Net {
 #[derive(Debug, Default)]
 pub(crate) struct Final {
     pub battles: Vec<BattleChange>,
-    pub killmails: Vec<Killmail>,
+    pub killmails: Vec<Arc<Killmail>>,
 }
 
 impl Final {
@@ -119,7 +119,7 @@ impl Final {
 pub(crate) struct Pending {
     battles: HashMap<Uuid, Net>,
     /// Killmails clustered but not stored yet.
-    killmails: HashMap<i64, Killmail>,
+    killmails: HashMap<i64, Arc<Killmail>>,
     /// Battles born and merged away before they were written: who continued them.
     vanished: HashMap<Uuid, Option<Uuid>>,
 }
@@ -138,7 +138,7 @@ impl Pending {
     }
 
     /// Folds a step's changes in, and the killmails it inserted.
-    pub fn observe(&mut self, changes: Vec<BattleChange>, killmails: Vec<Killmail>) {
+    pub fn observe(&mut self, changes: Vec<BattleChange>, killmails: Vec<Arc<Killmail>>) {
         for change in changes {
             let id = change.battle_id();
             match change {

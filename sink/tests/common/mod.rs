@@ -279,7 +279,12 @@ pub fn create_step(battles: &[Vec<Km>]) -> StepChanges {
             .iter()
             .map(|kms| BattleChange::Created(report(kms)))
             .collect(),
-        killmails_inserted: battles.iter().flatten().map(killmail).collect(),
+        killmails_inserted: battles
+            .iter()
+            .flatten()
+            .map(killmail)
+            .map(Into::into)
+            .collect(),
         ..StepChanges::default()
     }
 }
