@@ -621,7 +621,7 @@ impl<'a> Sweep<'a> {
 
             // The engine and the store share the killmails: no copy of names and attackers.
             let chunk: Vec<Arc<Killmail>> = chunk.into_iter().map(Arc::new).collect();
-            let stored_copy = chunk.clone();
+            let for_store = chunk.clone();
             let t = Instant::now();
             let out = self.engine.insert(chunk)?;
             self.summary.engine_steps.push(t.elapsed());
@@ -633,7 +633,7 @@ impl<'a> Sweep<'a> {
             self.largest.observe(&out.changes);
             if let Some(pending) = self.pending.as_mut() {
                 // Written when final; the batch's extras go at its end, below.
-                pending.observe(out.changes, stored_copy);
+                pending.observe(out.changes, for_store);
             } else {
                 let (offsets, rejections) = match rest.is_empty() {
                     true => extras.take().unwrap_or_default(),
@@ -641,7 +641,7 @@ impl<'a> Sweep<'a> {
                 };
                 self.send(StepChanges {
                     battles: out.changes,
-                    killmails_inserted: stored_copy,
+                    killmails_inserted: for_store,
                     offsets,
                     rejections,
                     status,
