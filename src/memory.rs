@@ -4,16 +4,16 @@
 //! after they empty. A backfill frees a read batch of killmails and allocates the next one
 //! seconds later, so each batch faulted its memory in again and the kernel zeroed it: in a
 //! profile of an incremental month, a quarter of the parse thread's time was `clear_page_erms`
-//! under mimalloc's page allocation. Batch commands ([`keep_freed_memory`]) keep freed pages for reuse instead; their
-//! memory is still bounded by the read batch (the peak is what was live at once, and the
-//! process ends with the job). Long-running commands (`run`, `serve`) keep the default, so
-//! memory a spike took goes back.
+//! under mimalloc's page allocation. Batch commands ([`keep_freed_memory`]) keep freed pages
+//! for reuse instead; their memory is still bounded by the read batch (the peak is what was
+//! live at once, and the process ends with the job). Long-running commands (`run`, `serve`)
+//! keep the default, so memory a spike took goes back.
 
 use libmimalloc_sys::{mi_option_get, mi_option_set, mi_option_t};
 
 /// `mi_option_purge_delay` of the vendored mimalloc's `mimalloc.h` (v2 and v3): milliseconds
-/// before freed memory is purged (default 1000 in v3's `options.c`), -1 for never. Not exported by `libmimalloc-sys` 0.1.49, which
-/// is pinned for that reason.
+/// before freed memory is purged (default 1000 in v3's `options.c`), -1 for never. Not
+/// exported by `libmimalloc-sys` 0.1.49, which is pinned for that reason.
 const MI_OPTION_PURGE_DELAY: mi_option_t = 15;
 
 /// Never purge freed memory: it stays with the process for the next allocations. Call it at
