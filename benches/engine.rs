@@ -6,6 +6,10 @@
 //! generated run: default 7 days at scale 10, about 100k killmails, steps of 100;
 //! `BENCH_MODES` to run only some of `bulk`, `stream`, `evict`, comma-separated, and
 //! `BENCH_WORKERS` to run only some worker counts, e.g. `1`, when profiling).
+//!
+//! `BENCH_MODES=stages` cuts the graph after each of its stages (`dataflow/src/graph.rs`) and
+//! times one bulk step through it with one worker, each cut in a process of its own so that its
+//! memory growth is its own: where a bulk step's time and memory go.
 
 /// The allocator `battles` ships with (src/main.rs): the benchmark measures what runs.
 #[global_allocator]
@@ -15,8 +19,12 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use battles::generate::{generate_all, GeneratorConfig};
+use battles_dataflow::graph;
+use battles_dataflow::shared::Shared;
 use battles_dataflow::{Engine, EngineConfig, Killmail};
+use differential_dataflow::input::Input;
 use hdrhistogram::Histogram;
+use timely::dataflow::operators::Probe;
 
 fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -25,16 +33,84 @@ fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-fn peak_rss_mib() -> f64 {
+/// A memory figure of this process from `/proc/self/status` (`VmHWM:`, `VmRSS:`), in MiB.
+fn status_mib(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
         })
         .map(|kib| kib / 1024.0)
         .unwrap_or(f64::NAN)
+}
+
+fn peak_rss_mib() -> f64 {
+    status_mib("VmHWM:")
+}
+
+/// The cuts of the graph `BENCH_MODES=stages` measures, in order: each adds one stage.
+const STAGES: [&str; 5] = [
+    "place killmails in cells",
+    "+ cluster cells",
+    "+ label killmails (propagation, joins)",
+    "+ battle pieces",
+    "+ battle reports (the whole graph)",
+];
+
+/// One bulk step of all `killmails` through the graph cut after stage `cut` (1-based), one
+/// worker: the seconds it took and the resident memory it added, in MiB.
+fn bulk_through_stage(killmails: &[Killmail], cut: usize) -> (f64, f64) {
+    let config = std::sync::Arc::new(EngineConfig::default());
+    let owned: Vec<Shared<Killmail>> = killmails.iter().cloned().map(Shared::new).collect();
+    let before = status_mib("VmRSS:");
+    let started = Instant::now();
+    timely::execute_directly(move |worker| {
+        let (mut input, probe) = worker.dataflow::<graph::Epoch, _, _>(|scope| {
+            let (input, killmails) = scope.new_collection::<Shared<Killmail>, isize>();
+            let placed = graph::place_killmails(killmails.clone(), &config);
+            let probe = match cut {
+                1 => placed.inner.probe().0,
+                2 => graph::cluster_cells(placed, &config).inner.probe().0,
+                _ => {
+                    let labels = graph::label_killmails(graph::cluster_cells(placed, &config));
+                    match cut {
+                        3 => labels.arrange_by_key().stream.probe().0,
+                        4 => graph::battle_pieces(killmails, labels).inner.probe().0,
+                        _ => {
+                            let pieces = graph::battle_pieces(killmails, labels);
+                            graph::battle_reports(pieces, config.min_linked_killmails)
+                                .inner
+                                .probe()
+                                .0
+                        }
+                    }
+                }
+            };
+            (input, probe)
+        });
+        for km in owned {
+            input.update(km, 1);
+        }
+        input.advance_to(1);
+        input.flush();
+        worker.step_while(|| probe.less_than(input.time()));
+    });
+    let secs = started.elapsed().as_secs_f64();
+    (secs, status_mib("VmRSS:") - before)
+}
+
+/// `BENCH_MODES=stages`: every cut in a process of its own (this bench again, with
+/// `BENCH_STAGE`), so the memory each adds is measured from the same start.
+fn stages() {
+    for cut in 1..=STAGES.len() {
+        let out = std::process::Command::new(std::env::current_exe().expect("bench path"))
+            .env("BENCH_STAGE", cut.to_string())
+            .output()
+            .expect("run a stage");
+        print!("{}", String::from_utf8_lossy(&out.stdout));
+    }
 }
 
 fn bulk(killmails: &[Killmail], workers: usize) -> (f64, usize) {
@@ -103,11 +179,31 @@ fn main() {
     });
     let kms = generated.killmails;
     let n = kms.len();
+    if let Some(cut) = std::env::var("BENCH_STAGE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        let (secs, mib) = bulk_through_stage(&kms, cut);
+        println!(
+            "| {cut} | {} | {:.0} | {secs:.2} | {:.1} |",
+            STAGES[cut - 1],
+            n as f64 / secs,
+            mib * 1024.0 / n as f64
+        );
+        return;
+    }
+    let modes: String = env("BENCH_MODES", "bulk,stream,evict".to_string());
+    let modes: Vec<&str> = modes.split(',').map(str::trim).collect();
+    if modes.contains(&"stages") {
+        println!("engine stages: {n} generated killmails ({days} days, scale {scale}), one bulk step, one worker");
+        println!("| cut | stages | killmails/s | seconds | memory added, KiB per killmail |");
+        println!("|---:|---|---:|---:|---:|");
+        stages();
+        return;
+    }
     println!("engine benchmark: {n} generated killmails ({days} days, scale {scale})");
     println!("| mode | workers | killmails/s | battles | step p50 | step p99 | step max |");
     println!("|---|---:|---:|---:|---:|---:|---:|");
-    let modes: String = env("BENCH_MODES", "bulk,stream,evict".to_string());
-    let modes: Vec<&str> = modes.split(',').map(str::trim).collect();
     let worker_counts: String = env("BENCH_WORKERS", "1,2".to_string());
     let worker_counts: Vec<usize> = worker_counts
         .split(',')

@@ -1,4 +1,5 @@
-//! The differential-dataflow graph: killmails in, battle reports out.
+//! The differential-dataflow graph: killmails in, battle reports out, in five stages (one
+//! function each, so `benches/engine` can measure the graph cut after any of them):
 //!
 //! 1. Each killmail becomes a [`LinkRecord`] placed in its cells (`cell.rs`).
 //! 2. A `reduce` per cell runs [`cluster_cell`]: sequential union-find inside the cell, giving
@@ -8,8 +9,9 @@
 //!    label propagation over these (few) edges gives each connected node the smallest label of
 //!    its component. Nodes without edges keep their own label.
 //! 4. Killmails grouped by label are battles. A `reduce` per (battle, slice of time) summarizes
-//!    the battle's killmails of that slice as a [`Piece`]; a `reduce` per battle finishes its
-//!    report from its pieces, so a step re-reads only the slices it touched (`summarize.rs`).
+//!    the battle's killmails of that slice as a [`Piece`].
+//! 5. A `reduce` per battle finishes its report from its pieces, so a step re-reads only the
+//!    slices it touched (`summarize.rs`).
 //!
 //! Timestamps are ingest epochs (`u64`), not killmail times: a late killmail is an ordinary
 //! update of the current epoch, so the output for a set of killmails does not depend on the order
@@ -20,7 +22,7 @@ use std::sync::Arc;
 use differential_dataflow::algorithms::graphs::propagate::propagate;
 use differential_dataflow::VecCollection;
 
-use crate::cell::{cells_of, cluster_cell, NearbyRegions, Node, Role};
+use crate::cell::{cells_of, cluster_cell, Cell, Membership, NearbyRegions, Node, Role};
 use crate::killmail::{Killmail, KillmailId};
 use crate::link::LinkRecord;
 use crate::report::BattleReport;
@@ -32,7 +34,13 @@ use crate::EngineConfig;
 /// The dataflow's timestamp: the ingest epoch.
 pub type Epoch = u64;
 
-/// Builds the clustering graph over a collection of killmails.
+/// A battle's label: the (time, id) of the first killmail of its smallest local component.
+pub type Label = (i64, KillmailId);
+
+/// A killmail's link record in one of its cells, with its role there.
+pub type Placed = (Cell, (Role, Shared<LinkRecord>));
+
+/// Builds the clustering graph over a collection of killmails: its stages in order.
 ///
 /// Killmails, link records, summary pieces and reports travel as [`Shared`]s: arrangements clone
 /// and compare their contents as they merge batches, and a killmail with hundreds of attackers
@@ -41,31 +49,57 @@ pub fn battles<'scope>(
     killmails: VecCollection<'scope, Epoch, Shared<Killmail>, isize>,
     config: Arc<EngineConfig>,
 ) -> VecCollection<'scope, Epoch, Shared<BattleReport>, isize> {
+    let placed = place_killmails(killmails.clone(), &config);
+    let memberships = cluster_cells(placed, &config);
+    let labels = label_killmails(memberships);
+    let pieces = battle_pieces(killmails, labels);
+    battle_reports(pieces, config.min_linked_killmails)
+}
+
+/// Stage 1: each killmail's [`LinkRecord`] in every cell it appears in, with its role there.
+pub fn place_killmails<'scope>(
+    killmails: VecCollection<'scope, Epoch, Shared<Killmail>, isize>,
+    config: &EngineConfig,
+) -> VecCollection<'scope, Epoch, Placed, isize> {
     let universe = Universe::embedded();
     let width = config.rule.bucket_width();
     let nearby_regions = Arc::new(NearbyRegions::new(universe, config.rule.gate_jumps));
-
-    let placed = killmails.clone().flat_map(move |km| {
+    killmails.flat_map(move |km| {
         let rec = Shared::new(LinkRecord::of(&km));
         cells_of(&rec, width, &nearby_regions)
             .map(|(cell, role)| (cell, (role, rec.clone())))
             .collect::<Vec<_>>()
-    });
+    })
+}
 
-    let cell_config = config.clone();
-    let memberships = placed
+/// Stage 2: union-find inside each cell ([`cluster_cell`]), giving every killmail its
+/// memberships in local components.
+pub fn cluster_cells<'scope>(
+    placed: VecCollection<'scope, Epoch, Placed, isize>,
+    config: &Arc<EngineConfig>,
+) -> VecCollection<'scope, Epoch, Membership, isize> {
+    let universe = Universe::embedded();
+    let config = config.clone();
+    placed
         .reduce_named("ClusterCell", move |cell, members, out| {
             let members: Vec<(&Role, &LinkRecord)> = members
                 .iter()
                 .filter(|(_, diff)| *diff > 0)
                 .map(|((role, rec), _)| (role, &**rec))
                 .collect();
-            for m in cluster_cell(*cell, &members, &cell_config.rule, universe) {
+            for m in cluster_cell(*cell, &members, &config.rule, universe) {
                 out.push((m, 1isize));
             }
         })
-        .map(|(_cell, m)| m);
+        .map(|(_cell, m)| m)
+}
 
+/// Stage 3: every killmail's battle label. Secondary memberships joined with primary ones are
+/// edges between local components of different cells; label propagation over them gives each
+/// connected component the smallest label of its nodes, and nodes without edges keep their own.
+pub fn label_killmails<'scope>(
+    memberships: VecCollection<'scope, Epoch, Membership, isize>,
+) -> VecCollection<'scope, Epoch, (KillmailId, Label), isize> {
     let primary = memberships
         .clone()
         .filter(|m| m.primary)
@@ -94,12 +128,18 @@ pub fn battles<'scope>(
         .clone()
         .concat(node_km.semijoin(labels.map(|(node, _)| node)).negate())
         .map(|(node, km)| (km, node.label()));
-    let km_label = connected.concat(lonely);
+    connected.concat(lonely)
+}
 
-    let min_linked = config.min_linked_killmails;
+/// Stage 4: each battle's killmails summarized per slice of time ([`Piece`]), so a step
+/// re-reads only the slices it touched.
+pub fn battle_pieces<'scope>(
+    killmails: VecCollection<'scope, Epoch, Shared<Killmail>, isize>,
+    labels: VecCollection<'scope, Epoch, (KillmailId, Label), isize>,
+) -> VecCollection<'scope, Epoch, (Label, Shared<Piece>), isize> {
     killmails
         .map(|km| (km.killmail_id, km))
-        .join_map(km_label, |_id, km: &Shared<Killmail>, label| {
+        .join_map(labels, |_id, km: &Shared<Killmail>, label| {
             ((*label, piece_of(km)), km.clone())
         })
         .reduce_named("BattlePiece", |_key, kms, out| {
@@ -113,6 +153,15 @@ pub fn battles<'scope>(
             }
         })
         .map(|((label, _piece), piece)| (label, piece))
+}
+
+/// Stage 5: each battle's report finished from its pieces; components of fewer than
+/// `min_linked` linked killmails are not battles.
+pub fn battle_reports<'scope>(
+    pieces: VecCollection<'scope, Epoch, (Label, Shared<Piece>), isize>,
+    min_linked: usize,
+) -> VecCollection<'scope, Epoch, Shared<BattleReport>, isize> {
+    pieces
         .reduce_named("Battle", move |_label, pieces, out| {
             let list: Vec<&Piece> = pieces
                 .iter()
