@@ -33,8 +33,12 @@ pub const DECISIVE_MIN_KILLMAILS: i32 = 5;
 pub const DECISIVE_EFFICIENCY: f64 = 0.7;
 /// Entries in the top killers and top losers lists.
 pub const TOP_N: usize = 10;
-/// Length of the slices of time a battle is summarized in.
-pub const PIECE_SECS: i64 = 300;
+/// Length of the slices of time a battle is summarized in. A pilot is kept once per piece it
+/// appears in, and a battle's report re-reads all its pieces: half an hour keeps a long fight's
+/// pilots a few times instead of dozens, while a step still recomputes only the half hours it
+/// touched (a few hundred killmails at most in the biggest real fights). Against 5 minutes,
+/// measured in `benches/engine` (docs/benchmarks.md): less memory, faster bulk and stream steps.
+pub const PIECE_SECS: i64 = 1800;
 
 /// The piece (slice of time) a killmail is summarized in.
 pub fn piece_of(km: &Killmail) -> i64 {
@@ -54,16 +58,20 @@ pub struct KillmailFacts {
     pub isk: i64,
 }
 
-/// One pilot's part in a piece.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// One pilot's part in a piece. Plain numbers: its name and its ships are kept by the piece
+/// ([`Piece::name_of`], [`Piece::ships_of`]), so a piece holds a few allocations whatever its
+/// number of pilots, where a name and a ship list of each pilot's own made most of the
+/// engine's memory (and a bulk step's time went into allocating it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Pilot {
-    pub name: Option<String>,
+    pub character: i64,
     /// Affiliation at the pilot's first appearance.
     pub corporation: Option<i64>,
     pub alliance: Option<i64>,
-    pub entity: Option<Entity>,
-    /// Sorted, each once.
-    pub ships: Vec<i64>,
+    /// Where its name is in the piece's `names` (length 0: no name).
+    name: (u32, u32),
+    /// Where its ships are in the piece's `ships`.
+    ships: (u32, u32),
     pub kills: i32,
     pub deaths: i32,
     pub damage_done: i64,
@@ -77,17 +85,17 @@ pub struct Pilot {
 impl Pilot {
     /// A pilot first seen at `at` with this affiliation.
     fn new(
+        character: i64,
         at: DateTime<Utc>,
         corporation: Option<i64>,
         alliance: Option<i64>,
-        entity: Option<Entity>,
     ) -> Pilot {
         Pilot {
-            name: None,
+            character,
             corporation,
             alliance,
-            entity,
-            ships: Vec::new(),
+            name: (0, 0),
+            ships: (0, 0),
             kills: 0,
             deaths: 0,
             damage_done: 0,
@@ -99,18 +107,9 @@ impl Pilot {
         }
     }
 
-    /// What is left in a slot a pilot moved out of (allocates nothing).
-    fn moved_out() -> Pilot {
-        Pilot::new(DateTime::<Utc>::MIN_UTC, None, None, None)
-    }
-
-    /// A later appearance (appearances come in (time, id) order: the first fixed the
-    /// affiliation).
-    fn seen(&mut self, at: DateTime<Utc>, name: &Option<String>) {
-        if self.name.is_none() {
-            self.name = name.clone().filter(|n| !n.is_empty());
-        }
-        self.last = self.last.max(at);
+    /// The side-finding entity of its first appearance's affiliation.
+    pub fn entity(&self) -> Option<Entity> {
+        Entity::of(Some(self.character), self.corporation, self.alliance)
     }
 }
 
@@ -136,13 +135,13 @@ struct PilotTotal<'a> {
 
 impl<'a> PilotTotal<'a> {
     /// The earliest piece's part of a pilot.
-    fn of(first: &'a Pilot) -> PilotTotal<'a> {
+    fn of(piece: &'a Piece, first: &Pilot) -> PilotTotal<'a> {
         PilotTotal {
-            name: first.name.as_deref(),
+            name: piece.name_of(first),
             corporation: first.corporation,
             alliance: first.alliance,
-            entity: first.entity,
-            ships: Cow::Borrowed(&first.ships),
+            entity: first.entity(),
+            ships: Cow::Borrowed(piece.ships_of(first)),
             kills: first.kills,
             deaths: first.deaths,
             damage_done: first.damage_done,
@@ -155,11 +154,11 @@ impl<'a> PilotTotal<'a> {
     }
 
     /// Adds a later piece's part of the same pilot.
-    fn absorb(&mut self, later: &'a Pilot) {
+    fn absorb(&mut self, piece: &'a Piece, later: &Pilot) {
         if self.name.is_none() {
-            self.name = later.name.as_deref();
+            self.name = piece.name_of(later);
         }
-        for s in &later.ships {
+        for s in piece.ships_of(later) {
             if let Err(at) = self.ships.binary_search(s) {
                 self.ships.to_mut().insert(at, *s);
             }
@@ -181,20 +180,20 @@ fn pilot_totals<'a>(pieces: &[&'a Piece]) -> Vec<(i64, PilotTotal<'a>)> {
         return only
             .pilots
             .iter()
-            .map(|(ch, p)| (*ch, PilotTotal::of(p)))
+            .map(|p| (p.character, PilotTotal::of(only, p)))
             .collect();
     }
     let mut all: Vec<(i64, usize, &Pilot)> = pieces
         .iter()
         .enumerate()
-        .flat_map(|(i, piece)| piece.pilots.iter().map(move |(ch, p)| (*ch, i, p)))
+        .flat_map(|(i, piece)| piece.pilots.iter().map(move |p| (p.character, i, p)))
         .collect();
     all.sort_unstable_by_key(|(ch, i, _)| (*ch, *i));
     let mut out: Vec<(i64, PilotTotal<'a>)> = Vec::with_capacity(all.len());
-    for (ch, _, p) in all {
+    for (ch, i, p) in all {
         match out.last_mut() {
-            Some((last, total)) if *last == ch => total.absorb(p),
-            _ => out.push((ch, PilotTotal::of(p))),
+            Some((last, total)) if *last == ch => total.absorb(pieces[i], p),
+            _ => out.push((ch, PilotTotal::of(pieces[i], p))),
         }
     }
     out
@@ -221,7 +220,11 @@ pub struct Piece {
     /// Killmails that are not satellites (see `link.rs`).
     pub linkers: usize,
     /// By character id.
-    pub pilots: Vec<(i64, Pilot)>,
+    pub pilots: Vec<Pilot>,
+    /// The pilots' names, one after another ([`Piece::name_of`]).
+    names: String,
+    /// The pilots' ships, each pilot's sorted and each once ([`Piece::ships_of`]).
+    ships: Vec<i64>,
     /// First non-empty name of each corporation and alliance, by id.
     pub corporation_names: Vec<(i64, String)>,
     pub alliance_names: Vec<(i64, String)>,
@@ -266,9 +269,12 @@ fn sorted_names(names: IdMap<i64, &str>) -> Vec<(i64, String)> {
 struct PieceBuilder<'a> {
     killmails: Vec<KillmailFacts>,
     linkers: usize,
-    /// Pilots in order of appearance, and where each character is in it.
-    pilots: Vec<(i64, Pilot)>,
+    /// Pilots in order of appearance with their first non-empty name, and where each
+    /// character is in it.
+    pilots: Vec<(Pilot, Option<&'a str>)>,
     pilot_index: IdMap<i64, usize>,
+    /// (index in `pilots`, ship) of every appearance.
+    ships: Vec<(u32, i64)>,
     corporation_names: IdMap<i64, &'a str>,
     alliance_names: IdMap<i64, &'a str>,
     systems: BTreeMap<i64, SystemPart>,
@@ -278,23 +284,30 @@ struct PieceBuilder<'a> {
 }
 
 impl<'a> PieceBuilder<'a> {
+    /// The pilot of `character`, seen (again) at `at`, flying `ship` when known.
     fn pilot(
         &mut self,
         character: i64,
         at: DateTime<Utc>,
-        name: &Option<String>,
+        name: &'a Option<String>,
         corporation: Option<i64>,
         alliance: Option<i64>,
+        ship: Option<i64>,
     ) -> &mut Pilot {
         let next = self.pilots.len();
         let i = *self.pilot_index.entry(character).or_insert(next);
         if i == next {
-            let entity = Entity::of(Some(character), corporation, alliance);
-            let pilot = Pilot::new(at, corporation, alliance, entity);
-            self.pilots.push((character, pilot));
+            let pilot = Pilot::new(character, at, corporation, alliance);
+            self.pilots.push((pilot, None));
         }
-        let p = &mut self.pilots[i].1;
-        p.seen(at, name);
+        if let Some(ship) = ship {
+            self.ships.push((i as u32, ship));
+        }
+        let (p, known) = &mut self.pilots[i];
+        if known.is_none() {
+            *known = name.as_deref().filter(|n| !n.is_empty());
+        }
+        p.last = p.last.max(at);
         p
     }
 
@@ -308,11 +321,18 @@ impl<'a> PieceBuilder<'a> {
         );
         remember_name(&mut self.alliance_names, v.alliance_id, &v.alliance_name);
         if let Some(ch) = v.character_id {
-            let p = self.pilot(ch, at, &v.character_name, v.corporation_id, v.alliance_id);
+            let ship = Some(v.ship_type_id);
+            let p = self.pilot(
+                ch,
+                at,
+                &v.character_name,
+                v.corporation_id,
+                v.alliance_id,
+                ship,
+            );
             p.deaths = p.deaths.saturating_add(1);
             add(&mut p.damage_received, v.damage_taken);
             add(&mut p.isk_lost, km.isk_value);
-            p.ships.push(v.ship_type_id);
         }
         for a in km.player_attackers() {
             let ch = a.character_id.expect("player attacker");
@@ -322,14 +342,12 @@ impl<'a> PieceBuilder<'a> {
                 &a.corporation_name,
             );
             remember_name(&mut self.alliance_names, a.alliance_id, &a.alliance_name);
-            let p = self.pilot(ch, at, &a.character_name, a.corporation_id, a.alliance_id);
+            let (corporation, alliance, ship) = (a.corporation_id, a.alliance_id, a.ship_type_id);
+            let p = self.pilot(ch, at, &a.character_name, corporation, alliance, ship);
             add(&mut p.damage_done, a.damage_done);
             if a.final_blow {
                 p.kills = p.kills.saturating_add(1);
                 add(&mut p.isk_destroyed, km.isk_value);
-            }
-            if let Some(s) = a.ship_type_id {
-                p.ships.push(s);
             }
         }
         sides::add_killmail(km, &mut self.weights, &mut self.entities);
@@ -376,11 +394,14 @@ impl Piece {
         sides::consolidate(&mut b.weights, &mut b.entities);
         b.weights.shrink_to_fit();
         b.entities.shrink_to_fit();
+        let (pilots, names, ships) = by_character(b.pilots, b.ships);
         Piece {
             first,
             killmails: b.killmails,
             linkers: b.linkers,
-            pilots: by_character(b.pilots),
+            pilots,
+            names,
+            ships,
             corporation_names: sorted_names(b.corporation_names),
             alliance_names: sorted_names(b.alliance_names),
             systems: b.systems.into_iter().collect(),
@@ -391,23 +412,64 @@ impl Piece {
     }
 }
 
-/// Pilots (in order of appearance, each character once) sorted by character into a vector of
-/// their exact number, each with its ships sorted and deduplicated. Each pilot moves once.
-fn by_character(mut pilots: Vec<(i64, Pilot)>) -> Vec<(i64, Pilot)> {
+impl Piece {
+    /// The name of one of its pilots, when a killmail named the character.
+    pub fn name_of(&self, pilot: &Pilot) -> Option<&str> {
+        let (at, len) = (pilot.name.0 as usize, pilot.name.1 as usize);
+        (len > 0).then(|| &self.names[at..at + len])
+    }
+
+    /// The ships one of its pilots flew, sorted, each once.
+    pub fn ships_of(&self, pilot: &Pilot) -> &[i64] {
+        let (at, len) = (pilot.ships.0 as usize, pilot.ships.1 as usize);
+        &self.ships[at..at + len]
+    }
+}
+
+/// Pilots (in order of appearance, each character once, with their names) and the ships of
+/// their appearances (by index in `pilots`) as a piece keeps them: pilots sorted by character,
+/// their names in one string and their ships (sorted, each once) in one vector, each sized
+/// exactly.
+fn by_character(
+    pilots: Vec<(Pilot, Option<&str>)>,
+    mut appearances: Vec<(u32, i64)>,
+) -> (Vec<Pilot>, String, Vec<i64>) {
     let mut order: Vec<(i64, usize)> = pilots
         .iter()
         .enumerate()
-        .map(|(i, (ch, _))| (*ch, i))
+        .map(|(i, (p, _))| (p.character, i))
         .collect();
     order.sort_unstable();
-    let mut out = Vec::with_capacity(order.len());
-    for (ch, i) in order {
-        let mut p = std::mem::replace(&mut pilots[i].1, Pilot::moved_out());
-        p.ships.sort_unstable();
-        p.ships.dedup();
-        out.push((ch, p));
+    // Each pilot's place in character order: its ships are laid out in that order too.
+    let mut rank = vec![0u32; pilots.len()];
+    for (r, &(_, i)) in order.iter().enumerate() {
+        rank[i] = r as u32;
     }
-    out
+    for a in appearances.iter_mut() {
+        a.0 = rank[a.0 as usize];
+    }
+    appearances.sort_unstable();
+    appearances.dedup();
+    let mut ships = Vec::with_capacity(appearances.len());
+    let name_bytes = pilots.iter().map(|(_, n)| n.map_or(0, str::len)).sum();
+    let mut names = String::with_capacity(name_bytes);
+    let mut out = Vec::with_capacity(order.len());
+    let mut next_ship = appearances.iter().peekable();
+    for (r, &(_, i)) in order.iter().enumerate() {
+        let (mut p, name) = pilots[i];
+        if let Some(name) = name {
+            p.name = (names.len() as u32, name.len() as u32);
+            names.push_str(name);
+        }
+        let from = ships.len();
+        while let Some(&&(_, ship)) = next_ship.peek().filter(|(owner, _)| *owner == r as u32) {
+            ships.push(ship);
+            next_ship.next();
+        }
+        p.ships = (from as u32, (ships.len() - from) as u32);
+        out.push(p);
+    }
+    (out, names, ships)
 }
 
 /// Summarizes a battle. `killmails` must be non-empty; any order.
