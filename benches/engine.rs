@@ -66,7 +66,8 @@ fn bulk_through_stage(killmails: &[Killmail], cut: usize) -> (f64, f64) {
     let owned: Vec<Shared<Killmail>> = killmails.iter().cloned().map(Shared::new).collect();
     let before = status_mib("VmRSS:");
     let started = Instant::now();
-    timely::execute_directly(move |worker| {
+    // Timed to the end of the step (the probe), not the dataflow's teardown.
+    let secs = timely::execute_directly(move |worker| {
         let (mut input, probe) = worker.dataflow::<graph::Epoch, _, _>(|scope| {
             let (input, killmails) = scope.new_collection::<Shared<Killmail>, isize>();
             let placed = graph::place_killmails(killmails.clone(), &config);
@@ -96,8 +97,8 @@ fn bulk_through_stage(killmails: &[Killmail], cut: usize) -> (f64, f64) {
         input.advance_to(1);
         input.flush();
         worker.step_while(|| probe.less_than(input.time()));
+        started.elapsed().as_secs_f64()
     });
-    let secs = started.elapsed().as_secs_f64();
     (secs, status_mib("VmRSS:") - before)
 }
 
