@@ -169,6 +169,7 @@ fn stream(
 
 fn main() {
     // As `battles backfill` runs: batch commands keep freed memory (src/memory.rs).
+    battles::memory::no_transparent_huge_pages();
     battles::memory::keep_freed_memory();
     let days: u32 = env("BENCH_DAYS", 7);
     let scale: f64 = env("BENCH_SCALE", 10.0);

@@ -62,6 +62,7 @@ fn report(label: &str, records: &[Vec<u8>], ctx: &IngestContext) {
 
 fn bench(c: &mut Criterion) {
     // As `battles backfill` runs: batch commands keep freed memory (src/memory.rs).
+    battles::memory::no_transparent_huge_pages();
     battles::memory::keep_freed_memory();
     let ctx = IngestContext::default();
     let esi = esi_lines();

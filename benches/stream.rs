@@ -289,6 +289,8 @@ fn drop_db(db: TestDatabase) {
 }
 
 fn main() {
+    // As every `battles` command runs (src/memory.rs).
+    battles::memory::no_transparent_huge_pages();
     // `RUST_LOG=battles=debug` shows each step and transaction (the bench prints its figures
     // either way).
     battles::telemetry::init(battles::telemetry::LogFormat::Text);

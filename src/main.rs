@@ -8,6 +8,7 @@ use clap::Parser;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
+    battles::memory::no_transparent_huge_pages();
     let cli = battles::cli::Cli::parse();
     if cli.command.is_batch() {
         battles::memory::keep_freed_memory();
