@@ -71,22 +71,21 @@ fn bulk_through_stage(killmails: &[Killmail], cut: usize) -> (f64, f64) {
         let (mut input, probe) = worker.dataflow::<graph::Epoch, _, _>(|scope| {
             let (input, killmails) = scope.new_collection::<Shared<Killmail>, isize>();
             let placed = graph::place_killmails(killmails.clone(), &config);
+            let labels = |placed| graph::label_killmails(graph::cluster_cells(placed, &config));
             let probe = match cut {
                 1 => placed.inner.probe().0,
                 2 => graph::cluster_cells(placed, &config).inner.probe().0,
+                3 => labels(placed).arrange_by_key().stream.probe().0,
+                4 => {
+                    graph::battle_pieces(killmails, labels(placed))
+                        .inner
+                        .probe()
+                        .0
+                }
                 _ => {
-                    let labels = graph::label_killmails(graph::cluster_cells(placed, &config));
-                    match cut {
-                        3 => labels.arrange_by_key().stream.probe().0,
-                        4 => graph::battle_pieces(killmails, labels).inner.probe().0,
-                        _ => {
-                            let pieces = graph::battle_pieces(killmails, labels);
-                            graph::battle_reports(pieces, config.min_linked_killmails)
-                                .inner
-                                .probe()
-                                .0
-                        }
-                    }
+                    let pieces = graph::battle_pieces(killmails, labels(placed));
+                    let reports = graph::battle_reports(pieces, config.min_linked_killmails);
+                    reports.inner.probe().0
                 }
             };
             (input, probe)
@@ -111,6 +110,10 @@ fn stages() {
             .output()
             .expect("run a stage");
         print!("{}", String::from_utf8_lossy(&out.stdout));
+        if !out.status.success() {
+            eprint!("{}", String::from_utf8_lossy(&out.stderr));
+            panic!("cut {cut} ({}) failed: {}", STAGES[cut - 1], out.status);
+        }
     }
 }
 
@@ -183,8 +186,13 @@ fn main() {
     let n = kms.len();
     if let Some(cut) = std::env::var("BENCH_STAGE")
         .ok()
-        .and_then(|s| s.parse().ok())
+        .and_then(|s| s.parse::<usize>().ok())
     {
+        assert!(
+            (1..=STAGES.len()).contains(&cut),
+            "BENCH_STAGE is 1 to {}",
+            STAGES.len()
+        );
         let (secs, mib) = bulk_through_stage(&kms, cut);
         println!(
             "| {cut} | {} | {:.0} | {secs:.2} | {:.1} |",

@@ -75,9 +75,16 @@ mod tests {
         assert_eq!(purge_delay_ms(), -1);
     }
 
-    /// After the call the kernel's flag is set and mimalloc's option is off.
+    /// The option number is `allow_thp`'s (its default is 1 unless the environment sets it),
+    /// and after the call the kernel's flag is set and the option is off.
     #[test]
     fn transparent_huge_pages_go_off() {
+        let expected = std::env::var("MIMALLOC_ALLOW_THP")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
+        // SAFETY: a plain C call with a valid option number.
+        assert_eq!(unsafe { mi_option_get(MI_OPTION_ALLOW_THP) }, expected);
         no_transparent_huge_pages();
         assert!(!transparent_huge_pages_allowed());
         // SAFETY: a plain C call with a valid option number.

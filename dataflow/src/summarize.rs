@@ -410,9 +410,7 @@ impl Piece {
             isk_estimated: b.isk_estimated,
         }
     }
-}
 
-impl Piece {
     /// The name of one of its pilots, when a killmail named the character.
     pub fn name_of(&self, pilot: &Pilot) -> Option<&str> {
         let (at, len) = (pilot.name.0 as usize, pilot.name.1 as usize);
