@@ -11,8 +11,8 @@
 //!    start, PostgreSQL's `now()`), as p50/p95/p99/max.
 //!
 //! `cargo bench --bench stream` (`BENCH_MODES=sustained` or `latency` for one phase;
-//! `BENCH_LATENESS_SECS` overrides the stream's lateness allowance and `BENCH_BATCH` its
-//! messages per step, for A/B runs). The mock
+//! `BENCH_LATENESS_SECS` overrides the stream's lateness allowance, `BENCH_BATCH` its
+//! messages per step and `BENCH_WRITERS` its connections writing a step, for A/B runs). The mock
 //! broker runs in this process and shares its cores.
 
 /// The allocator `battles` ships with (src/main.rs): the benchmark measures what runs.
@@ -131,6 +131,7 @@ fn start_stream(
             ..EngineConfig::default()
         });
         options.batch = env("BENCH_BATCH", options.batch);
+        options.writers = env("BENCH_WRITERS", options.writers);
         if let Ok(secs) = std::env::var("BENCH_LATENESS_SECS") {
             options.lateness = chrono::Duration::seconds(secs.parse().unwrap());
         }

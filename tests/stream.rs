@@ -317,6 +317,85 @@ fn a_replay_gives_the_tables_of_a_backfill_and_resumes_without_repeating() {
     rt.block_on(db.drop_database()).unwrap();
 }
 
+/// A big step commits in transactions of its own: the battles that touch stored rows, the
+/// battles that stand alone in parts beside them, then the positions. `kill -9` before the
+/// positions leaves some of them, battles with all of their killmails, and no positions. The
+/// next start takes that up: the replay then gives the tables of a backfill.
+#[test]
+fn a_restart_after_a_step_committed_only_its_lone_battles_gives_the_tables_of_a_backfill() {
+    use battles::ingest::{parse_record, IngestContext};
+    use battles_dataflow::{Engine, EngineConfig};
+    use battles_sink::{SplitStep, StatusRule, StepChanges};
+    use std::sync::Arc;
+
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let file = generated(dir.path(), 24, 8);
+    let expected = backfilled(&rt, &file);
+    let records = lines(&file);
+    assert!(records.len() <= battles::stream::DEFAULT_BATCH);
+
+    // The replay's first step (all of the file at once), clustered as the stream does, and the
+    // rest and the first part of it committed, not the second part nor the positions.
+    let mut killmails: Vec<Arc<battles_dataflow::Killmail>> = records
+        .iter()
+        .map(|l| {
+            Arc::new(
+                parse_record(l.as_bytes(), &IngestContext::default())
+                    .unwrap()
+                    .killmail,
+            )
+        })
+        .collect();
+    killmails.sort_unstable_by_key(|k| (k.killmail_time, k.killmail_id));
+    let config = EngineConfig {
+        workers: 1,
+        ..EngineConfig::default()
+    };
+    let newest = killmails.last().unwrap().killmail_time;
+    let mut engine = Engine::start(config.clone()).unwrap();
+    let out = engine.insert(killmails.clone()).unwrap();
+    let step = StepChanges {
+        battles: out.changes,
+        killmails_inserted: killmails,
+        status: StatusRule::watermark(newest, config.rule.reach()),
+        rows_are_new: true,
+        ..StepChanges::default()
+    };
+    let SplitStep::Split { rest, parts, .. } = step.split(2) else {
+        panic!("the day has lone battles enough for two parts");
+    };
+    assert_eq!(parts.len(), 2);
+    let db = rt.block_on(TestDatabase::create()).unwrap();
+    let sink = rt.block_on(db.sink()).unwrap();
+    let first = parts.into_iter().next().unwrap();
+    for written in [rest, first] {
+        rt.block_on(sink.apply(written)).unwrap();
+    }
+    drop(sink);
+    let stored = scalar(&rt, &db, "SELECT count(*) FROM killmails");
+    assert!(stored > 0 && stored < records.len() as i64);
+    assert_eq!(scalar(&rt, &db, "SELECT count(*) FROM source_offsets"), 0);
+
+    let status = Command::new(env!("CARGO_BIN_EXE_battles"))
+        .args(["run", "--listen", "127.0.0.1:0", "--workers", "1"])
+        .args(["--speed", "1000000000", "--exit-at-end"])
+        .arg(&file)
+        .env("DATABASE_URL", &db.url)
+        .env_remove("BATTLES_KAFKA_BROKERS")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_same_tables(
+        &expected,
+        &rt.block_on(common::dump(&db, Status::Ignored)),
+        "replay after a crash between a step's parts",
+    );
+    rt.block_on(db.drop_database()).unwrap();
+}
+
 #[test]
 fn a_stream_through_kafka_survives_kill_9_and_bad_messages_and_publishes_its_events() {
     let rt = runtime();

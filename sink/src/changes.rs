@@ -81,10 +81,38 @@ pub enum StatusRule {
     Watermark {
         watermark: DateTime<Utc>,
         close_after: Duration,
+        /// Close the stored `open` battles the watermark passed, in this transaction (false
+        /// for the parts a step splits off: their rest does it, alone).
+        close_stored: bool,
     },
 }
 
 impl StatusRule {
+    /// The live rule of `watermark`, closing stored battles too.
+    pub fn watermark(watermark: DateTime<Utc>, close_after: Duration) -> StatusRule {
+        StatusRule::Watermark {
+            watermark,
+            close_after,
+            close_stored: true,
+        }
+    }
+
+    /// The same statuses for the battles written, leaving other stored battles alone.
+    pub fn without_closing(self) -> StatusRule {
+        match self {
+            StatusRule::Watermark {
+                watermark,
+                close_after,
+                ..
+            } => StatusRule::Watermark {
+                watermark,
+                close_after,
+                close_stored: false,
+            },
+            other => other,
+        }
+    }
+
     /// The status of a battle whose last killmail happened at `last_killmail_at`.
     pub fn status_of(&self, last_killmail_at: DateTime<Utc>) -> BattleStatus {
         match *self {
@@ -92,6 +120,7 @@ impl StatusRule {
             StatusRule::Watermark {
                 watermark,
                 close_after,
+                ..
             } => {
                 if last_killmail_at + close_after <= watermark {
                     BattleStatus::Closed
@@ -164,10 +193,7 @@ mod tests {
         let t = DateTime::parse_from_rfc3339("2025-01-01T12:00:00Z")
             .unwrap()
             .with_timezone(&Utc);
-        let rule = StatusRule::Watermark {
-            watermark: t,
-            close_after: Duration::minutes(30),
-        };
+        let rule = StatusRule::watermark(t, Duration::minutes(30));
         assert_eq!(
             rule.status_of(t - Duration::minutes(30)),
             BattleStatus::Closed

@@ -8,6 +8,7 @@
 //!   database ([`Sink::begin_bulk_load`], [`BulkLoad::finish`]) and repaired after a crash.
 //! - [`derived`]: the statistics of one-killmail battles, rebuilt from their rows, not stored.
 //! - [`record`]: the stored form of a killmail (bincode, older rows JSON).
+//! - [`split`]: a step cut into transactions that commit on connections of their own.
 //! - [`TestDatabase`]: a throwaway, migrated database for tests.
 
 pub mod bulk;
@@ -26,6 +27,7 @@ pub mod retention;
 pub mod row_ids;
 pub mod server;
 mod sink;
+pub mod split;
 pub mod testdb;
 pub mod text;
 mod write;
@@ -41,6 +43,7 @@ pub use migrate::{ensure_database, migrate, migrate_to, prepare_database};
 pub use outbox::{PendingEvent, PendingEvents};
 pub use retention::{Purged, SoftDeleted, RETENTION_REASON};
 pub use sink::{RetryPolicy, Sink, SinkConfig, WriterLock};
+pub use split::{balance_created, Group, SplitStep, MIN_PART_KILLMAILS};
 pub use testdb::TestDatabase;
 pub use write::AppliedStats;
 

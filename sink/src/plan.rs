@@ -244,9 +244,10 @@ impl WritePlan {
         if let StatusRule::Watermark {
             watermark,
             close_after,
+            close_stored,
         } = rule
         {
-            if rest {
+            if rest && close_stored {
                 plan.close_before = Some(watermark - close_after);
             }
         }

@@ -11,7 +11,7 @@ use battles_dataflow::changes::classify;
 use battles_dataflow::BattleChange;
 use battles_sink::tokio_postgres::Client;
 use battles_sink::{
-    BattleStatus, RejectionRow, SinkError, SourcePosition, StatusRule, StepChanges,
+    BattleStatus, RejectionRow, SinkError, SourcePosition, SplitStep, StatusRule, StepChanges,
 };
 use chrono::Duration;
 use common::*;
@@ -407,9 +407,8 @@ async fn replaying_a_step_changes_nothing() {
 async fn the_watermark_opens_and_closes_battles() {
     let (db, sink) = fresh().await;
     let a = report(&battle_a());
-    let rule = |minutes: i64| StatusRule::Watermark {
-        watermark: t0() + Duration::minutes(minutes),
-        close_after: Duration::minutes(30),
+    let rule = |minutes: i64| {
+        StatusRule::watermark(t0() + Duration::minutes(minutes), Duration::minutes(30))
     };
     let mut step = create_step(&[battle_a()]);
     step.status = rule(10);
@@ -681,10 +680,7 @@ async fn steps_promising_new_rows_copy_them_and_upsert_the_rest_with_the_same_ta
             battles: out.changes.clone(),
             killmails_inserted: kms.iter().map(killmail).map(Into::into).collect(),
             offsets: vec![("kafka:killmail.enriched:0".into(), i as i64 + 1)],
-            status: StatusRule::Watermark {
-                watermark: t0() + Duration::minutes(10),
-                close_after: Duration::minutes(60),
-            },
+            status: StatusRule::watermark(t0() + Duration::minutes(10), Duration::minutes(60)),
             rows_are_new,
             ..StepChanges::default()
         };
@@ -714,4 +710,162 @@ async fn steps_promising_new_rows_copy_them_and_upsert_the_rest_with_the_same_ta
     drop((a, b, copying, upserting));
     db_copy.drop_database().await.unwrap();
     db_upsert.drop_database().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_step_split_into_lone_battles_and_the_rest_writes_the_tables_of_the_whole_step() {
+    let (db_whole, whole) = fresh().await;
+    let (db_split, split) = fresh().await;
+    let mut engine = battles_dataflow::Engine::start(Default::default()).unwrap();
+    // Three fights, stored open; then a step with one more killmail of the first, a killmail
+    // bridging the first two (the second ends into the first), nothing of the third (which
+    // the step's watermark closes), and 4,400 killmails of strangers, each a battle of its own
+    // that stands alone.
+    let first = vec![
+        km(1, 0, 2001, &[1001], 10),
+        km(2, 1, 2002, &[1001], 10),
+        km(4, 3, 3001, &[4001], 10),
+        km(6, 1, 5001, &[6001], 10),
+    ];
+    let mut second = vec![
+        km(3, 2, 2003, &[1001], 10),
+        km(5, 4, 4002, &[1001, 4001], 10),
+    ];
+    second.extend(
+        (0..4_400).map(|i| km(100 + i, 50 + i / 100, 10_000 + 2 * i, &[10_001 + 2 * i], 7)),
+    );
+    for (i, (kms, watermark)) in [(first, 5), (second, 200)].iter().enumerate() {
+        let out = engine.insert(kms.iter().map(killmail)).unwrap();
+        let step = StepChanges {
+            battles: out.changes.clone(),
+            killmails_inserted: kms.iter().map(killmail).map(Into::into).collect(),
+            offsets: vec![("kafka:killmail.enriched:0".into(), i as i64 + 1)],
+            status: StatusRule::watermark(
+                t0() + Duration::minutes(*watermark),
+                Duration::minutes(30),
+            ),
+            rows_are_new: true,
+            ..StepChanges::default()
+        };
+        whole.apply(step.clone()).await.unwrap();
+
+        let (rest, parts, positions) = match step.clone().split(2) {
+            SplitStep::Whole(whole) => {
+                assert_eq!(i, 0, "4,400 lone battles are cut for two connections");
+                split.apply(whole).await.unwrap();
+                continue;
+            }
+            SplitStep::Split {
+                rest,
+                parts,
+                positions,
+            } => (rest, parts, positions),
+        };
+        assert_eq!(i, 1, "four killmails do not pay for a second connection");
+        assert_eq!(parts.len(), 2);
+        let in_rest: Vec<i64> = rest
+            .killmails_inserted
+            .iter()
+            .map(|k| k.killmail_id)
+            .collect();
+        assert_eq!(in_rest, [3, 5], "the fights' killmails stay with the rest");
+        assert_eq!(positions.offsets, step.offsets, "the positions go last");
+        assert!(positions.battles.is_empty() && positions.killmails_inserted.is_empty());
+        assert!(rest.offsets.is_empty());
+        for part in &parts {
+            assert!(part.offsets.is_empty() && part.rejections.is_empty());
+            assert!(part
+                .battles
+                .iter()
+                .all(|c| matches!(c, BattleChange::Created(_))));
+            let mut held: Vec<i64> = part
+                .battles
+                .iter()
+                .flat_map(|c| {
+                    c.new_report()
+                        .unwrap()
+                        .killmails
+                        .iter()
+                        .map(|k| k.killmail_id)
+                })
+                .collect();
+            let mut stored: Vec<i64> = part
+                .killmails_inserted
+                .iter()
+                .map(|k| k.killmail_id)
+                .collect();
+            held.sort();
+            stored.sort();
+            assert_eq!(
+                held, stored,
+                "a part stores exactly the killmails of its battles"
+            );
+            assert!(
+                (2_000..=2_400).contains(&held.len()),
+                "{} killmails",
+                held.len()
+            );
+            assert!(
+                matches!(
+                    part.status,
+                    StatusRule::Watermark {
+                        close_stored: false,
+                        ..
+                    }
+                ),
+                "only the rest closes stored battles"
+            );
+        }
+        let total = parts.iter().map(|p| p.battles.len()).sum::<usize>() + rest.battles.len();
+        assert_eq!(total, step.battles.len());
+
+        // The rest and a part at once, then the other part, then the positions: what a crash
+        // leaves between them is battles with all of their killmails and the positions before.
+        let client = db_split.connect().await.unwrap();
+        let consistent = || async {
+            assert_eq!(
+                count(
+                    &client,
+                    "SELECT count(*) FROM killmails k WHERE NOT EXISTS (
+                       SELECT 1 FROM battle_killmails b WHERE b.killmail_id = k.killmail_id)"
+                )
+                .await,
+                0,
+                "every stored killmail is in a stored battle"
+            );
+            assert_eq!(
+                count(&client, "SELECT max(position) FROM source_offsets").await,
+                1
+            );
+        };
+        let mut parts = parts.into_iter();
+        let (a, b) = tokio::join!(split.apply(rest), split.apply(parts.next().unwrap()));
+        assert_eq!(
+            a.unwrap().battles_closed,
+            1,
+            "the rest closes the third fight"
+        );
+        assert_eq!(b.unwrap().battles_closed, 0);
+        consistent().await;
+        split.apply(parts.next().unwrap()).await.unwrap();
+        consistent().await;
+        split.apply(positions).await.unwrap();
+    }
+    let (a, b) = (
+        db_whole.connect().await.unwrap(),
+        db_split.connect().await.unwrap(),
+    );
+    let tables = contents(&a).await;
+    assert_eq!(contents(&b).await, tables);
+    assert_eq!(
+        tables["battle_aliases"].len(),
+        1,
+        "the bridged fight ended into the first"
+    );
+    assert!(tables["battles"]
+        .iter()
+        .any(|r| r.contains("\"status\": \"closed\"")));
+    drop((a, b, whole, split));
+    db_whole.drop_database().await.unwrap();
+    db_split.drop_database().await.unwrap();
 }

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use battles_dataflow::{BattleChange, BattleReport, Engine, EngineConfig, Killmail};
-use battles_sink::{BulkLoad, Sink, StatusRule, StepChanges, WriterLock};
+use battles_sink::{BulkLoad, Sink, SplitStep, StatusRule, StepChanges, WriterLock};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -290,8 +290,8 @@ pub(crate) struct SweepOptions {
     /// Write each battle once, when it is final (backfill), instead of at every step it
     /// changes in (the live service, whose readers want battles as they grow).
     pub hold_until_final: bool,
-    /// Transactions in flight at once with `hold_until_final` (the live service writes in
-    /// order, one at a time).
+    /// Transactions in flight at once: finals of a backfill in any order; a live step's
+    /// battles that stand alone before the rest of it, which keeps the steps in order.
     pub writers: usize,
 }
 
@@ -348,16 +348,19 @@ impl<'a> Sweep<'a> {
         options: SweepOptions,
         progress: &'a Progress,
     ) -> Sweep<'a> {
-        // Steps of battles written once need no order among themselves ([`Sweep::send`]).
-        let writers = if options.hold_until_final {
-            options.writers.max(1)
-        } else {
-            1
-        };
+        let writers = options.writers.max(1);
         Sweep {
             sink: sink.clone(),
             runtime,
-            writer: Writer::start(sink, runtime, writers),
+            // A live step's rest runs beside its `writers` parts ([`Sweep::send_step`]).
+            writer: Writer::start(
+                sink,
+                runtime,
+                match options.hold_until_final {
+                    true => writers,
+                    false => writers + 1,
+                },
+            ),
             writers,
             engine,
             stored_times: stored_times.into_iter().collect(),
@@ -411,6 +414,35 @@ impl<'a> Sweep<'a> {
         Ok(())
     }
 
+    /// Queues a live step in the phases the sink cuts it into ([`SplitStep`]): the rest in
+    /// order, its lone battles beside it on other connections, the positions once all of it
+    /// has committed.
+    fn send_step(&mut self, step: StepChanges) -> anyhow::Result<()> {
+        match step.split(self.writers) {
+            SplitStep::Whole(step) => self.send(step),
+            SplitStep::Split {
+                rest,
+                parts,
+                positions,
+            } => {
+                tracing::debug!(
+                    parts = parts.len(),
+                    alone = parts
+                        .iter()
+                        .map(|p| p.killmails_inserted.len())
+                        .sum::<usize>(),
+                    rest = rest.killmails_inserted.len(),
+                    "step split"
+                );
+                self.send(rest)?;
+                for part in parts {
+                    self.summary.sink_wait += self.writer.send(part)?;
+                }
+                self.send(positions)
+            }
+        }
+    }
+
     /// True when a deferred step touches battles in `from..to`: the store does not show them
     /// as they are, so reading it there must wait for the end of the bulk load.
     fn deferred_overlap(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> bool {
@@ -456,11 +488,7 @@ impl<'a> Sweep<'a> {
         let suppress_events = self.suppress_events;
         // A big final (the end of the input, where everything is final at once) goes out as
         // one transaction per writer, so they run in parallel.
-        let created = if done.killmails.len() >= SPLIT_FINAL_KILLMAILS {
-            done.split_created(self.writers)
-        } else {
-            vec![done]
-        };
+        let created = done.split_created(self.writers);
         for part in created.into_iter().chain([stored]) {
             if part.is_empty() {
                 continue;
@@ -639,7 +667,7 @@ impl<'a> Sweep<'a> {
                     true => extras.take().unwrap_or_default(),
                     false => Default::default(),
                 };
-                self.send(StepChanges {
+                let step = StepChanges {
                     battles: out.changes,
                     killmails_inserted: for_store,
                     offsets,
@@ -651,7 +679,8 @@ impl<'a> Sweep<'a> {
                     // changed (a broken promise costs a retry through the upserts).
                     rows_are_new: true,
                     ..StepChanges::default()
-                })?;
+                };
+                self.send_step(step)?;
             }
             // Progress counts what has committed, not what is queued.
             let (committed, created, ended) = self.writer.progress();
@@ -683,9 +712,6 @@ impl<'a> Sweep<'a> {
 
 /// Killmails of steps a bulk load defers at most (beyond, it ends early).
 const MAX_DEFERRED_KILLMAILS: usize = 100_000;
-
-/// A final step of at least this many killmails is split among the writers.
-const SPLIT_FINAL_KILLMAILS: usize = 4_000;
 
 /// A step that updates stored rows, kept until the bulk load ends, with the time span of the
 /// battles it touches.

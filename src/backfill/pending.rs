@@ -68,49 +68,18 @@ impl Final {
         }
     }
 
-    /// Splits created battles and their killmails into at most `parts` parts of about equal
-    /// killmails, each holding the killmails of its battles (so each commits consistently), for
-    /// writers in parallel. Only for parts without ended battles: an alias needs its successor's
-    /// row, which another part may hold.
+    /// Splits created battles and their killmails into parts for writers in parallel
+    /// ([`battles_sink::balance_created`]), each holding the killmails of its battles. Only for
+    /// parts without ended battles: an alias needs its successor's row, which another part may
+    /// hold.
     pub fn split_created(self, parts: usize) -> Vec<Final> {
-        debug_assert!(self
-            .battles
-            .iter()
-            .all(|c| matches!(c, BattleChange::Created(_))));
-        let parts = parts.clamp(1, self.battles.len().max(1));
-        if parts == 1 {
-            return vec![self];
-        }
-        let mut out: Vec<Final> = (0..parts).map(|_| Final::default()).collect();
-        let mut sizes = vec![0usize; parts];
-        let mut part_of: HashMap<i64, usize> = HashMap::with_capacity(self.killmails.len());
-        let mut battles = self.battles;
-        // Largest first, each to the smallest part so far: parts come out within one battle of
-        // each other.
-        battles.sort_by_key(|c| std::cmp::Reverse(c.new_report().map_or(0, |r| r.killmails.len())));
-        for change in battles {
-            let (part, _) = sizes
-                .iter()
-                .enumerate()
-                .min_by_key(|(_, size)| **size)
-                .expect("at least one part");
-            if let Some(report) = change.new_report() {
-                sizes[part] += report.killmails.len();
-                for k in &report.killmails {
-                    part_of.insert(k.killmail_id, part);
-                }
-            }
-            out[part].battles.push(change);
-        }
-        for (i, killmail) in self.killmails.into_iter().enumerate() {
-            // Killmails in no battle go round the parts.
-            let part = part_of
-                .get(&killmail.killmail_id)
-                .copied()
-                .unwrap_or(i % parts);
-            out[part].killmails.push(killmail);
-        }
-        out
+        battles_sink::balance_created(self.battles, self.killmails, parts)
+            .into_iter()
+            .map(|g| Final {
+                battles: g.battles,
+                killmails: g.killmails,
+            })
+            .collect()
     }
 }
 

@@ -73,6 +73,11 @@ pub struct RunArgs {
     #[arg(long, default_value_t = crate::stream::DEFAULT_BATCH)]
     pub batch: usize,
 
+    /// Database connections writing a step at once: a step's battles that stand alone commit
+    /// on their own connections before the rest [default: the number of cores, at most 4].
+    #[arg(long, value_name = "N")]
+    pub writers: Option<usize>,
+
     /// Stop when a replay reaches its end (by default the API stays up until Ctrl-C).
     #[arg(long)]
     pub exit_at_end: bool,
@@ -168,10 +173,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
 
+    // Only the stream's engine is spread over the cluster: a job's engine runs in this
+    // process (`recluster::slice::plan_slice` starts it without the cluster).
+    let defaults = StreamOptions::new(config.driver_engine_config(&args.cluster));
     let options = StreamOptions {
         ingest,
         max_record_bytes: config.max_record_bytes,
         batch: args.batch,
+        writers: args.writers.unwrap_or(defaults.writers),
         jobs: Some(JobOptions {
             // A replay is history played back (the bundled day is from 2021): the daily
             // retention run would delete it as it arrives, so it runs on live Kafka only.
@@ -183,9 +192,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }),
         // After a replay, jobs (re-clustering from the API, say) still run until Ctrl-C.
         stay_after_end: !args.exit_at_end,
-        // Only the stream's engine is spread over the cluster: a job's engine runs in this
-        // process (`recluster::slice::plan_slice` starts it without the cluster).
-        ..StreamOptions::new(config.driver_engine_config(&args.cluster))
+        ..defaults
     };
     let result = run_stream(
         sink.clone(),

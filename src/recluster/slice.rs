@@ -249,13 +249,13 @@ pub fn plan_slice(
     };
     let status = match all_historical {
         true => StatusRule::Historical,
-        false => StatusRule::Watermark {
-            watermark: runtime
+        false => StatusRule::watermark(
+            runtime
                 .block_on(sink.newest_killmail_time())
                 .context("reading the newest stored killmail")?
                 .unwrap_or(range.end),
-            close_after: reach,
-        },
+            reach,
+        ),
     };
     Ok(SlicePlan {
         changes,

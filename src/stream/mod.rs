@@ -44,6 +44,10 @@ pub struct StreamOptions {
     /// Messages per poll (one sweep, written in chunks of `chunk`).
     pub batch: usize,
     pub chunk: usize,
+    /// Connections writing a step at once: its battles that stand alone commit on their own
+    /// first ([`battles_sink::StepChanges::split_new_battles`]), then the rest with the
+    /// positions. One keeps a step in one transaction.
+    pub writers: usize,
     /// A battle whose last killmail is this much older than the watermark is `closed`.
     pub close_after: chrono::Duration,
     /// How far behind the newest killmails a message may arrive and still find its battles in
@@ -67,6 +71,9 @@ impl StreamOptions {
             batch: DEFAULT_BATCH,
             // A step is one transaction: the live service writes what a batch changed at once.
             chunk: DEFAULT_BATCH,
+            writers: std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .clamp(1, 4),
             close_after: window,
             lateness: chrono::Duration::hours(2),
             jobs: Some(JobOptions::new(engine.clone())),
@@ -168,7 +175,7 @@ fn stream(
             suppress_events: false,
             lateness: options.lateness,
             hold_until_final: false,
-            writers: 1,
+            writers: options.writers,
         },
         &progress,
     );
@@ -230,10 +237,7 @@ fn stream(
             BatchExtras {
                 offsets: batch.offsets,
                 rejections: batch.rejections,
-                status: StatusRule::Watermark {
-                    watermark,
-                    close_after: options.close_after,
-                },
+                status: StatusRule::watermark(watermark, options.close_after),
             },
         )?;
         let elapsed = started.elapsed();

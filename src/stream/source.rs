@@ -216,6 +216,8 @@ pub struct KafkaOptions {
 /// PostgreSQL (Kafka's own commits are not used), consumed by a thread of its own.
 pub struct KafkaSource {
     batches: std::sync::mpsc::Receiver<anyhow::Result<Vec<Message>>>,
+    /// A batch received but not taken: it did not fit in the last step.
+    held: Option<Vec<Message>>,
     lag: std::sync::Arc<std::sync::Mutex<Option<f64>>>,
     description: String,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -302,6 +304,7 @@ impl KafkaSource {
             })?;
         Ok(KafkaSource {
             batches,
+            held: None,
             lag,
             description,
             stop,
@@ -655,15 +658,33 @@ fn lag_seconds(
 }
 
 impl Source for KafkaSource {
-    fn poll(&mut self, _max: usize, wait: Duration) -> anyhow::Result<Poll> {
+    fn poll(&mut self, max: usize, wait: Duration) -> anyhow::Result<Poll> {
         use std::sync::mpsc::RecvTimeoutError;
-        match self.batches.recv_timeout(wait) {
-            Ok(batch) => Ok(Poll::Messages(batch?)),
-            Err(RecvTimeoutError::Timeout) => Ok(Poll::Idle),
-            Err(RecvTimeoutError::Disconnected) => {
-                anyhow::bail!("the Kafka consumer thread stopped")
+        let mut messages = match self.held.take() {
+            Some(held) => held,
+            None => match self.batches.recv_timeout(wait) {
+                Ok(batch) => batch?,
+                Err(RecvTimeoutError::Timeout) => return Ok(Poll::Idle),
+                Err(RecvTimeoutError::Disconnected) => {
+                    anyhow::bail!("the Kafka consumer thread stopped")
+                }
+            },
+        };
+        // Batches that queued up while the last step ran join this one, up to `max`: a bigger
+        // step rewrites a growing battle less often, and while the fetches ramp up (at the
+        // start, after a pause) the consumer hands over small batches.
+        while messages.len() < max {
+            let Ok(next) = self.batches.try_recv() else {
+                break;
+            };
+            let next = next?;
+            if messages.len() + next.len() > max {
+                self.held = Some(next);
+                break;
             }
+            messages.extend(next);
         }
+        Ok(Poll::Messages(messages))
     }
 
     fn lag_seconds(&self) -> Option<f64> {
