@@ -77,6 +77,30 @@ pub fn balance_created(
     out
 }
 
+/// Takes the battles that `take` picks out of `battles`, with the killmails they hold out of
+/// `killmails`: each side then holds the killmails of its battles, and commits consistently.
+pub fn take_battles(
+    battles: &mut Vec<BattleChange>,
+    killmails: &mut Vec<Arc<Killmail>>,
+    take: impl Fn(&BattleChange) -> bool,
+) -> Group {
+    let (taken, kept): (Vec<_>, Vec<_>) = std::mem::take(battles).into_iter().partition(take);
+    *battles = kept;
+    let held: HashSet<i64> = taken
+        .iter()
+        .filter_map(BattleChange::new_report)
+        .flat_map(|r| r.killmails.iter().map(|k| k.killmail_id))
+        .collect();
+    let (theirs, ours): (Vec<_>, Vec<_>) = std::mem::take(killmails)
+        .into_iter()
+        .partition(|k| held.contains(&k.killmail_id));
+    *killmails = ours;
+    Group {
+        battles: taken,
+        killmails: theirs,
+    }
+}
+
 /// A step cut for connections of its own ([`StepChanges::split`]).
 #[derive(Debug)]
 pub enum SplitStep {
@@ -95,7 +119,8 @@ pub enum SplitStep {
     Split {
         rest: StepChanges,
         parts: Vec<StepChanges>,
-        positions: StepChanges,
+        /// Boxed: the variants differ in size by a whole `StepChanges`.
+        positions: Box<StepChanges>,
     },
 }
 
@@ -147,19 +172,11 @@ impl StepChanges {
         if alone_killmails < 2 * MIN_PART_KILLMAILS {
             return SplitStep::Whole(self);
         }
-        let (alone, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.battles)
-            .into_iter()
-            .partition(|c| stands_alone(c));
-        self.battles = rest;
-        let held: HashSet<i64> = alone
-            .iter()
-            .filter_map(BattleChange::new_report)
-            .flat_map(|r| r.killmails.iter().map(|k| k.killmail_id))
-            .collect();
-        let (theirs, ours): (Vec<_>, Vec<_>) = std::mem::take(&mut self.killmails_inserted)
-            .into_iter()
-            .partition(|k| held.contains(&k.killmail_id));
-        self.killmails_inserted = ours;
+        let alone = take_battles(
+            &mut self.battles,
+            &mut self.killmails_inserted,
+            stands_alone,
+        );
         let apart = |battles, killmails| StepChanges {
             battles,
             killmails_inserted: killmails,
@@ -168,15 +185,15 @@ impl StepChanges {
             rows_are_new: true,
             ..StepChanges::default()
         };
-        let parts = balance_created(alone, theirs, writers)
+        let parts = balance_created(alone.battles, alone.killmails, writers)
             .into_iter()
             .map(|g| apart(g.battles, g.killmails))
             .collect();
-        let positions = StepChanges {
+        let positions = Box::new(StepChanges {
             offsets: std::mem::take(&mut self.offsets),
             rejections: std::mem::take(&mut self.rejections),
             ..apart(Vec::new(), Vec::new())
-        };
+        });
         SplitStep::Split {
             rest: self,
             parts,

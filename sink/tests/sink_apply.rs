@@ -849,7 +849,7 @@ async fn a_step_split_into_lone_battles_and_the_rest_writes_the_tables_of_the_wh
         consistent().await;
         split.apply(parts.next().unwrap()).await.unwrap();
         consistent().await;
-        split.apply(positions).await.unwrap();
+        split.apply(*positions).await.unwrap();
     }
     let (a, b) = (
         db_whole.connect().await.unwrap(),

@@ -290,8 +290,8 @@ pub(crate) struct SweepOptions {
     /// Write each battle once, when it is final (backfill), instead of at every step it
     /// changes in (the live service, whose readers want battles as they grow).
     pub hold_until_final: bool,
-    /// Transactions in flight at once: finals of a backfill in any order; a live step's
-    /// battles that stand alone before the rest of it, which keeps the steps in order.
+    /// Connections writing at once: a backfill's finals in any order; a live step's lone
+    /// battles in parts beside the rest of it (steps stay in order).
     pub writers: usize,
 }
 
@@ -438,7 +438,11 @@ impl<'a> Sweep<'a> {
                 for part in parts {
                     self.summary.sink_wait += self.writer.send(part)?;
                 }
-                self.send(positions)
+                match positions.offsets.is_empty() && positions.rejections.is_empty() {
+                    // A chunk before its batch's last carries none.
+                    true => Ok(()),
+                    false => self.send(*positions),
+                }
             }
         }
     }

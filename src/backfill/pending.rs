@@ -15,7 +15,7 @@
 //! successor (resolved through battles that were born and merged away within the run, which
 //! the store never sees).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use battles_dataflow::{BattleChange, BattleReport, Engine, Killmail};
@@ -49,22 +49,13 @@ impl Final {
     /// killmails they hold: the rest is created battles and their killmails, which the sink can
     /// `COPY`. Each part holds the killmails of its battles, so each commits consistently.
     pub fn split_stored(&mut self) -> Final {
-        let (created, stored): (Vec<_>, Vec<_>) = std::mem::take(&mut self.battles)
-            .into_iter()
-            .partition(|c| matches!(c, BattleChange::Created(_)));
-        self.battles = created;
-        let held: HashSet<i64> = stored
-            .iter()
-            .filter_map(BattleChange::new_report)
-            .flat_map(|r| r.killmails.iter().map(|k| k.killmail_id))
-            .collect();
-        let (theirs, ours): (Vec<_>, Vec<_>) = std::mem::take(&mut self.killmails)
-            .into_iter()
-            .partition(|k| held.contains(&k.killmail_id));
-        self.killmails = ours;
+        let stored =
+            battles_sink::split::take_battles(&mut self.battles, &mut self.killmails, |c| {
+                !matches!(c, BattleChange::Created(_))
+            });
         Final {
-            battles: stored,
-            killmails: theirs,
+            battles: stored.battles,
+            killmails: stored.killmails,
         }
     }
 
