@@ -319,25 +319,25 @@ fn a_replay_gives_the_tables_of_a_backfill_and_resumes_without_repeating() {
 
 /// A big step commits in transactions of its own: the battles that touch stored rows, the
 /// battles that stand alone in parts beside them, then the positions. `kill -9` before the
-/// positions leaves some of them, battles with all of their killmails, and no positions. The
-/// next start takes that up: the replay then gives the tables of a backfill.
+/// positions leaves some of them, battles with all of their killmails, and the positions of the
+/// step before. The next start takes that up: the replay then gives the tables of a backfill.
 #[test]
 fn a_restart_after_a_step_committed_only_its_lone_battles_gives_the_tables_of_a_backfill() {
     use battles::ingest::{parse_record, IngestContext};
-    use battles_dataflow::{Engine, EngineConfig};
+    use battles::stream::source::replay_key;
+    use battles_dataflow::{Engine, EngineConfig, Killmail};
     use battles_sink::{SplitStep, StatusRule, StepChanges};
     use std::sync::Arc;
 
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
-    let file = generated(dir.path(), 24, 8);
+    let file = generated(dir.path(), 24, 12);
     let expected = backfilled(&rt, &file);
-    let records = lines(&file);
-    assert!(records.len() <= battles::stream::DEFAULT_BATCH);
 
-    // The replay's first step (all of the file at once), clustered as the stream does, and the
-    // rest and the first part of it committed, not the second part nor the positions.
-    let mut killmails: Vec<Arc<battles_dataflow::Killmail>> = records
+    // The replay's records in its order (killmail time, ties in file order), in two steps as
+    // the stream makes them: the first committed in all of its phases, of the second only its
+    // lone battles, not its rest (which updates and ends battles of the first) nor positions.
+    let mut killmails: Vec<Arc<Killmail>> = lines(&file)
         .iter()
         .map(|l| {
             Arc::new(
@@ -347,35 +347,58 @@ fn a_restart_after_a_step_committed_only_its_lone_battles_gives_the_tables_of_a_
             )
         })
         .collect();
-    killmails.sort_unstable_by_key(|k| (k.killmail_time, k.killmail_id));
+    killmails.sort_by_key(|k| k.killmail_time);
+    let total = killmails.len();
+    let second_half = killmails.split_off(total / 2);
     let config = EngineConfig {
         workers: 1,
         ..EngineConfig::default()
     };
-    let newest = killmails.last().unwrap().killmail_time;
     let mut engine = Engine::start(config.clone()).unwrap();
-    let out = engine.insert(killmails.clone()).unwrap();
-    let step = StepChanges {
-        battles: out.changes,
-        killmails_inserted: killmails,
-        status: StatusRule::watermark(newest, config.rule.reach()),
-        rows_are_new: true,
-        ..StepChanges::default()
+    let key = replay_key(std::slice::from_ref(&file));
+    let mut step = |killmails: Vec<Arc<Killmail>>, position: usize| {
+        let newest = killmails.iter().map(|k| k.killmail_time).max().unwrap();
+        let out = engine.insert(killmails.clone()).unwrap();
+        let step = StepChanges {
+            battles: out.changes,
+            killmails_inserted: killmails,
+            offsets: vec![(key.clone(), position as i64)],
+            status: StatusRule::watermark(newest, config.rule.reach()),
+            rows_are_new: true,
+            ..StepChanges::default()
+        };
+        match step.split(2) {
+            SplitStep::Split {
+                rest,
+                parts,
+                positions,
+            } => (rest, parts, positions),
+            SplitStep::Whole(_) => panic!("the steps have lone battles enough for two parts"),
+        }
     };
-    let SplitStep::Split { rest, parts, .. } = step.split(2) else {
-        panic!("the day has lone battles enough for two parts");
-    };
-    assert_eq!(parts.len(), 2);
     let db = rt.block_on(TestDatabase::create()).unwrap();
     let sink = rt.block_on(db.sink()).unwrap();
-    let first = parts.into_iter().next().unwrap();
-    for written in [rest, first] {
+    let (rest, parts, positions) = step(killmails, total / 2);
+    for written in [rest].into_iter().chain(parts).chain([*positions]) {
         rt.block_on(sink.apply(written)).unwrap();
+    }
+    let (rest, parts, _) = step(second_half, total);
+    assert!(
+        rest.battles
+            .iter()
+            .any(|c| !matches!(c, battles_dataflow::BattleChange::Created(_))),
+        "the second step's rest changes stored battles"
+    );
+    for part in parts {
+        rt.block_on(sink.apply(part)).unwrap();
     }
     drop(sink);
     let stored = scalar(&rt, &db, "SELECT count(*) FROM killmails");
-    assert!(stored > 0 && stored < records.len() as i64);
-    assert_eq!(scalar(&rt, &db, "SELECT count(*) FROM source_offsets"), 0);
+    assert!(stored > (total / 2) as i64 && stored < total as i64);
+    assert_eq!(
+        scalar(&rt, &db, "SELECT sum(position)::int8 FROM source_offsets"),
+        (total / 2) as i64
+    );
 
     let status = Command::new(env!("CARGO_BIN_EXE_battles"))
         .args(["run", "--listen", "127.0.0.1:0", "--workers", "1"])

@@ -127,8 +127,9 @@ pub enum SplitStep {
 impl StepChanges {
     /// Cuts this step for `writers` connections ([`SplitStep`]). A battle stands alone when it
     /// is created from killmails this step inserts and no ending battle continues into it: no
-    /// stored row names it or holds its killmails, and nothing else in the step touches its
-    /// rows. The parts leave stored battles alone (the rest closes them), so concurrent
+    /// stored battle holds its killmails, and nothing else in the step touches its rows. (A
+    /// stored alias may still name its id, when a killmail was retracted and delivered again;
+    /// the part then clears the alias and, at worst, waits for the rest's lock on that row.) The parts leave stored battles alone (the rest closes them), so concurrent
     /// transactions never update the same rows.
     ///
     /// Whole when the step does not promise new rows, is a job's slice, retracts killmails, or

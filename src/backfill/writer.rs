@@ -3,9 +3,8 @@
 //! final, have no order between them: several transactions stay in flight on several
 //! connections, so PostgreSQL works on every core it has. A step sent in order
 //! ([`Writer::send_in_order`]: one that changes stored rows) begins only once everything
-//! before it has committed. The live service sends the battles of a step that stand alone
-//! first, in parallel, and the rest of the step in order: its positions commit once everything
-//! before them has. The
+//! before it has committed. The live service sends the rest of a big step in order, the
+//! battles of the step that stand alone beside it, and its positions in order after both. The
 //! queue holds at most two steps beyond those in flight, so a slow database slows the engine
 //! down instead of filling memory. A flush waits for everything in flight.
 

@@ -22,8 +22,8 @@ use crate::postgres;
 use crate::recluster::JobOptions;
 use crate::stream::control::{self, ControlTopics};
 use crate::stream::{
-    committed_positions, relay, run_stream, KafkaOptions, KafkaSource, ReplaySource, Source,
-    StreamOptions, StreamStatus,
+    committed_positions, default_writers, pool_size_for, relay, run_stream, KafkaOptions,
+    KafkaSource, ReplaySource, Source, StreamOptions, StreamStatus,
 };
 
 #[derive(Debug, Args)]
@@ -73,8 +73,9 @@ pub struct RunArgs {
     #[arg(long, default_value_t = crate::stream::DEFAULT_BATCH)]
     pub batch: usize,
 
-    /// Database connections writing a step at once: a step's battles that stand alone commit
-    /// on their own connections before the rest [default: the number of cores, at most 4].
+    /// Database connections writing a big step's battles that stand alone, beside the rest of
+    /// the step, before its positions (the pool grows to hold them) [default: the number of
+    /// cores, at most 4].
     #[arg(long, value_name = "N")]
     pub writers: Option<usize>,
 
@@ -97,7 +98,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let (server, sink) = runtime.block_on(postgres::connect_sink(&config))?;
+    let writers = args.writers.unwrap_or_else(default_writers).max(1);
+    // The configured pool, or more when the stream's writers need more sessions at once (a
+    // part waiting for a session would time out after 30 s).
+    let sink_config = Config {
+        pg_pool_size: config.pg_pool_size.max(pool_size_for(writers)),
+        ..config.clone()
+    };
+    let (server, sink) = runtime.block_on(postgres::connect_sink(&sink_config))?;
     let sink = Arc::new(sink);
     // One writer per database, held until the stream has stopped.
     let _writer_lock = runtime.block_on(sink.lock_writer())?;
@@ -180,7 +188,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         ingest,
         max_record_bytes: config.max_record_bytes,
         batch: args.batch,
-        writers: args.writers.unwrap_or(defaults.writers),
+        writers,
         jobs: Some(JobOptions {
             // A replay is history played back (the bundled day is from 2021): the daily
             // retention run would delete it as it arrives, so it runs on live Kafka only.

@@ -44,9 +44,9 @@ pub struct StreamOptions {
     /// Messages per poll (one sweep, written in chunks of `chunk`).
     pub batch: usize,
     pub chunk: usize,
-    /// Connections writing a step at once: its battles that stand alone commit on their own
-    /// first ([`battles_sink::StepChanges::split_new_battles`]), then the rest with the
-    /// positions. One keeps a step in one transaction.
+    /// Connections writing a big step's lone battles, beside the rest of the step, before its
+    /// positions ([`battles_sink::StepChanges::split`]). One keeps a step in one transaction.
+    /// The sink's pool needs [`pool_size_for`] sessions.
     pub writers: usize,
     /// A battle whose last killmail is this much older than the watermark is `closed`.
     pub close_after: chrono::Duration,
@@ -71,15 +71,27 @@ impl StreamOptions {
             batch: DEFAULT_BATCH,
             // A step is one transaction: the live service writes what a batch changed at once.
             chunk: DEFAULT_BATCH,
-            writers: std::thread::available_parallelism()
-                .map_or(1, |n| n.get())
-                .clamp(1, 4),
+            writers: default_writers(),
             close_after: window,
             lateness: chrono::Duration::hours(2),
             jobs: Some(JobOptions::new(engine.clone())),
             stay_after_end: false,
         }
     }
+}
+
+/// Connections writing a big step by default: one per core, at most 4 (more than the cores
+/// lost in the stream bench: docs/benchmarks.md).
+pub fn default_writers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4)
+}
+
+/// Sessions the sink's pool needs for a stream writing with `writers`: a step's rest beside its
+/// `writers` parts, and one more for the outbox relay and the reads between steps.
+pub fn pool_size_for(writers: usize) -> usize {
+    writers.max(1) + 2
 }
 
 /// What the stream did, for the operator and the health endpoint (shared with the API).
