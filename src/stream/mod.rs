@@ -1,11 +1,12 @@
 //! The live service's stream path (`battles run`): messages from a [`Source`] (Kafka, or a
 //! replay of files on an accelerated clock) are parsed, deduplicated against what is stored and
 //! swept through the engine exactly as a backfill's batches are ([`crate::backfill`]'s sweep),
-//! but each transaction also carries the source positions it reached and the batch's rejected
-//! records, battles get `open`/`closed` from the event-time watermark, and events go to the
-//! outbox for the [`relay`].
+//! but each step also writes the source positions it reached and the batch's rejected records,
+//! battles get `open`/`closed` from the event-time watermark, and events go to the outbox for
+//! the [`relay`].
 //!
-//! Offsets live in PostgreSQL only, committed with the rows they produced: a restart (after
+//! Offsets live in PostgreSQL only, committed with the rows they produced or after them (a big
+//! step commits in phases, positions last: [`battles_sink::SplitStep`]): a restart (after
 //! `kill -9` too) resumes from them, so nothing is lost and nothing is counted twice.
 
 pub mod control;
@@ -69,7 +70,8 @@ impl StreamOptions {
             engine: engine.clone(),
             max_record_bytes: crate::sources::DEFAULT_MAX_RECORD_BYTES,
             batch: DEFAULT_BATCH,
-            // A step is one transaction: the live service writes what a batch changed at once.
+            // A batch is one step: the live service writes what it changed at once (in one
+            // transaction, or in the phases of a big step).
             chunk: DEFAULT_BATCH,
             writers: default_writers(),
             close_after: window,
