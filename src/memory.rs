@@ -62,14 +62,19 @@ pub fn purge_delay_ms() -> i64 {
 mod tests {
     use super::*;
 
+    /// What mimalloc reads for an option at start: the environment's `var`, else `default`.
+    fn option_default(var: &str, default: i64) -> i64 {
+        std::env::var(var)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    }
+
     /// The option number is the purge delay's: its default is v3's 1000 ms (unless the
     /// environment sets it), and setting it takes.
     #[test]
     fn the_option_is_mimallocs_purge_delay() {
-        let expected = std::env::var("MIMALLOC_PURGE_DELAY")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1000);
+        let expected = option_default("MIMALLOC_PURGE_DELAY", 1000);
         assert_eq!(purge_delay_ms(), expected);
         keep_freed_memory();
         assert_eq!(purge_delay_ms(), -1);
@@ -79,10 +84,7 @@ mod tests {
     /// and after the call the kernel's flag is set and the option is off.
     #[test]
     fn transparent_huge_pages_go_off() {
-        let expected = std::env::var("MIMALLOC_ALLOW_THP")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1);
+        let expected = option_default("MIMALLOC_ALLOW_THP", 1);
         // SAFETY: a plain C call with a valid option number.
         assert_eq!(unsafe { mi_option_get(MI_OPTION_ALLOW_THP) }, expected);
         no_transparent_huge_pages();

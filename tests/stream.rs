@@ -205,6 +205,21 @@ fn published_events(bootstrap: &str) -> Vec<serde_json::Value> {
     events
 }
 
+/// Runs `battles run` on a replay of `file` into `db` as fast as it goes, until its end.
+fn replay_to_end(db: &TestDatabase, file: &Path) {
+    let status = Command::new(env!("CARGO_BIN_EXE_battles"))
+        .args(["run", "--listen", "127.0.0.1:0", "--workers", "1"])
+        .args(["--speed", "1000000000", "--exit-at-end"])
+        .arg(file)
+        .env("DATABASE_URL", &db.url)
+        .env_remove("BATTLES_KAFKA_BROKERS")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 #[test]
 fn a_replay_gives_the_tables_of_a_backfill_and_resumes_without_repeating() {
     let rt = runtime();
@@ -213,19 +228,6 @@ fn a_replay_gives_the_tables_of_a_backfill_and_resumes_without_repeating() {
     let expected = backfilled(&rt, &file);
 
     let db = rt.block_on(TestDatabase::create()).unwrap();
-    let replay = |db: &TestDatabase| {
-        let status = Command::new(env!("CARGO_BIN_EXE_battles"))
-            .args(["run", "--listen", "127.0.0.1:0", "--workers", "1"])
-            .args(["--speed", "1000000000", "--exit-at-end"])
-            .arg(&file)
-            .env("DATABASE_URL", &db.url)
-            .env_remove("BATTLES_KAFKA_BROKERS")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success());
-    };
     // The first run stays up after the replay (the embedded default serves the API until
     // stopped): its health and metrics are read, then SIGTERM stops it.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -304,7 +306,7 @@ fn a_replay_gives_the_tables_of_a_backfill_and_resumes_without_repeating() {
     );
 
     // A second run resumes at the committed position: nothing changes, no event is added.
-    replay(&db);
+    replay_to_end(&db, &file);
     assert_same_tables(
         &expected,
         &rt.block_on(common::dump(&db, Status::Ignored)),
@@ -400,17 +402,7 @@ fn a_restart_after_a_step_committed_only_its_lone_battles_gives_the_tables_of_a_
         (total / 2) as i64
     );
 
-    let status = Command::new(env!("CARGO_BIN_EXE_battles"))
-        .args(["run", "--listen", "127.0.0.1:0", "--workers", "1"])
-        .args(["--speed", "1000000000", "--exit-at-end"])
-        .arg(&file)
-        .env("DATABASE_URL", &db.url)
-        .env_remove("BATTLES_KAFKA_BROKERS")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    replay_to_end(&db, &file);
     assert_same_tables(
         &expected,
         &rt.block_on(common::dump(&db, Status::Ignored)),

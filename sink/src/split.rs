@@ -136,6 +136,8 @@ impl StepChanges {
     /// its lone battles are too few to fill two parts.
     pub fn split(mut self, writers: usize) -> SplitStep {
         if writers < 2
+            // Too few killmails for two parts, whatever battles they are in.
+            || self.killmails_inserted.len() < 2 * MIN_PART_KILLMAILS
             || !self.rows_are_new
             || self.job.is_some()
             || !self.killmails_retracted.is_empty()
