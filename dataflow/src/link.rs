@@ -89,9 +89,11 @@ pub struct LinkRecord {
     pub alliances: Vec<i64>,
 }
 
+/// Sorted and deduplicated, sized to fit: a record lives as long as its killmail in the graph.
 fn sorted(mut v: Vec<i64>) -> Vec<i64> {
     v.sort_unstable();
     v.dedup();
+    v.shrink_to_fit();
     v
 }
 
@@ -111,9 +113,10 @@ pub(crate) fn intersects(a: &[i64], b: &[i64]) -> bool {
 impl LinkRecord {
     /// The linking features of a killmail.
     pub fn of(km: &Killmail) -> LinkRecord {
-        let mut characters = Vec::with_capacity(km.attackers.len() + 1);
-        let mut corporations = Vec::new();
-        let mut alliances = Vec::new();
+        let players = km.attackers.len() + 1;
+        let mut characters = Vec::with_capacity(players);
+        let mut corporations = Vec::with_capacity(players);
+        let mut alliances = Vec::with_capacity(players);
         let mut player = |ch: Option<i64>, corp: Option<i64>, all: Option<i64>| {
             if let Some(c) = ch {
                 characters.push(c);

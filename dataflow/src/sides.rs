@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, BinaryHeap};
 
 use serde::{Deserialize, Serialize};
 
+use crate::id_hash::IdMap;
 use crate::killmail::Killmail;
 use crate::link::NPC_CORPORATIONS;
 
@@ -64,79 +65,104 @@ const THIRD_PARTY_RATIO: f64 = 0.25;
 pub const WEIGHT_SCALE: f64 = 1_000_000.0;
 
 /// Signed weights between entities: positive = hostile (want different sides), negative =
-/// friendly, by the ordered pair. [`add_killmail`] appends; [`consolidate`] sorts and sums.
+/// friendly, by the ordered pair, sorted by pair and each pair once.
 pub type Weights = Vec<((Entity, Entity), i64)>;
 
-/// Appends one killmail's hostility and friendship to `weights` and its entities to `entities`
-/// (unsorted, with repeats: see [`consolidate`]).
-pub fn add_killmail(km: &Killmail, weights: &mut Weights, entities: &mut Vec<Entity>) {
-    let mut add = |a: Entity, b: Entity, w: f64| {
-        if a == b {
-            return;
-        }
-        let key = if a < b { (a, b) } else { (b, a) };
-        weights.push((key, (w * WEIGHT_SCALE).round() as i64));
-    };
-    let victim = Entity::of(
-        km.victim.character_id,
-        km.victim.corporation_id,
-        km.victim.alliance_id,
-    );
-    if let Some(v) = victim {
-        entities.push(v);
-    }
-    let players: Vec<(Entity, i64)> = km
-        .player_attackers()
-        .filter_map(|a| {
-            Entity::of(a.character_id, a.corporation_id, a.alliance_id)
-                .map(|e| (e, a.damage_done.max(0)))
-        })
-        .collect();
-    if players.is_empty() {
+/// A weight in fixed-point units.
+fn units(w: f64) -> i64 {
+    (w * WEIGHT_SCALE).round() as i64
+}
+
+/// Adds `w` units to the tie between two entities (none between an entity and itself).
+fn add_tie(weights: &mut IdMap<(Entity, Entity), i64>, a: Entity, b: Entity, w: i64) {
+    if a == b {
         return;
     }
-    let total: i64 = players.iter().map(|p| p.1).sum();
-    let n = players.len() as f64;
-    if let Some(v) = victim {
-        for (e, dmg) in &players {
+    let key = if a < b { (a, b) } else { (b, a) };
+    *weights.entry(key).or_insert(0) += w;
+}
+
+/// The hostility and friendship of a set of killmails, summed by entity pair as they are added
+/// ([`Ties::add_killmail`]), and their entities. A big piece of a fight adds tens of thousands of
+/// ties between a few hundred pairs: summing them in a map as they come keeps memory at the
+/// pairs, where a list of every tie had to grow, be sorted and be summed.
+#[derive(Default)]
+pub struct Ties {
+    weights: IdMap<(Entity, Entity), i64>,
+    entities: IdMap<Entity, ()>,
+    /// Scratch of one killmail: its player attackers' entities and damage.
+    players: Vec<(Entity, i64)>,
+    /// Scratch of one killmail: its attacker entities with their summed hostility, each once.
+    groups: Vec<(Entity, i64)>,
+}
+
+impl Ties {
+    /// Adds one killmail's hostility and friendship, and its entities. Each tie is rounded to
+    /// fixed point on its own, as [`WEIGHT_SCALE`] says; a killmail's ties to one entity (its
+    /// pilots in one alliance) are summed before they go into the map, once per entity.
+    pub fn add_killmail(&mut self, km: &Killmail) {
+        let victim = Entity::of(
+            km.victim.character_id,
+            km.victim.corporation_id,
+            km.victim.alliance_id,
+        );
+        if let Some(v) = victim {
+            self.entities.insert(v, ());
+        }
+        let players = &mut self.players;
+        players.clear();
+        players.extend(km.player_attackers().filter_map(|a| {
+            Entity::of(a.character_id, a.corporation_id, a.alliance_id)
+                .map(|e| (e, a.damage_done.max(0)))
+        }));
+        if players.is_empty() {
+            return;
+        }
+        let total: i64 = players.iter().map(|p| p.1).sum();
+        let n = players.len() as f64;
+        let top = players
+            .iter()
+            .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
+            .map(|p| p.0)
+            .expect("non-empty");
+        // The killmail's hostility by attacker entity: a killmail's pilots come from a few
+        // entities, so a linear search of the few seen beats sorting its pilots.
+        let groups = &mut self.groups;
+        groups.clear();
+        for (e, dmg) in players.iter() {
             let share = if total > 0 {
                 *dmg as f64 / total as f64
             } else {
                 1.0 / n
             };
-            add(v, *e, 0.5 / n + 0.5 * share);
+            let hostility = units(0.5 / n + 0.5 * share);
+            match groups.iter_mut().find(|(g, _)| g == e) {
+                Some((_, sum)) => *sum += hostility,
+                None => groups.push((*e, hostility)),
+            }
+        }
+        // The top attacker's entity is one of the groups.
+        let others = groups.len() - 1;
+        let friendship = units(-FRIENDSHIP / others.max(1) as f64);
+        for &(e, hostility) in groups.iter() {
+            self.entities.insert(e, ());
+            if let Some(v) = victim {
+                add_tie(&mut self.weights, v, e, hostility);
+            }
+            if e != top {
+                add_tie(&mut self.weights, top, e, friendship);
+            }
         }
     }
-    let top = players
-        .iter()
-        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
-        .map(|p| p.0)
-        .expect("non-empty");
-    let mut others: Vec<Entity> = players.iter().map(|p| p.0).filter(|e| *e != top).collect();
-    others.sort_unstable();
-    others.dedup();
-    let fw = FRIENDSHIP / others.len().max(1) as f64;
-    for e in others {
-        add(top, e, -fw);
-    }
-    for (e, _) in players {
-        entities.push(e);
-    }
-}
 
-/// Sorts weights by pair, summing each pair's, and sorts and deduplicates entities.
-pub fn consolidate(weights: &mut Weights, entities: &mut Vec<Entity>) {
-    weights.sort_unstable_by_key(|(pair, _)| *pair);
-    weights.dedup_by(|later, kept| {
-        if later.0 == kept.0 {
-            kept.1 += later.1;
-            true
-        } else {
-            false
-        }
-    });
-    entities.sort_unstable();
-    entities.dedup();
+    /// The summed weights sorted by pair, and the entities sorted, each once.
+    pub fn into_sorted(self) -> (Weights, Vec<Entity>) {
+        let mut weights: Weights = self.weights.into_iter().collect();
+        weights.sort_unstable_by_key(|(pair, _)| *pair);
+        let mut entities: Vec<Entity> = self.entities.into_keys().collect();
+        entities.sort_unstable();
+        (weights, entities)
+    }
 }
 
 /// Solves the sides of `entities` (sorted, each once) from the summed weights between them.

@@ -25,7 +25,7 @@ use crate::report::{
     battle_id, AllianceStats, BattleKillmail, BattleReport, Participant, Statistics, SystemStats,
     Team, TeamTotals, TimelineEntry, TopKiller, TopLoser,
 };
-use crate::sides::{self, Entity, Weights};
+use crate::sides::{self, Entity, Ties};
 
 /// Fewest killmails for a decisive outcome.
 pub const DECISIVE_MIN_KILLMAILS: i32 = 5;
@@ -273,13 +273,15 @@ struct PieceBuilder<'a> {
     /// character is in it.
     pilots: Vec<(Pilot, Option<&'a str>)>,
     pilot_index: IdMap<i64, usize>,
-    /// (index in `pilots`, ship) of every appearance.
+    /// (index in `pilots`, ship) of appearances, each pilot's ship kept again only when it
+    /// changed since the pilot's last one kept.
     ships: Vec<(u32, i64)>,
+    /// The last ship kept of each pilot, by index in `pilots`.
+    last_ship: Vec<Option<i64>>,
     corporation_names: IdMap<i64, &'a str>,
     alliance_names: IdMap<i64, &'a str>,
     systems: BTreeMap<i64, SystemPart>,
-    weights: Weights,
-    entities: Vec<Entity>,
+    ties: Ties,
     isk_estimated: bool,
 }
 
@@ -299,9 +301,15 @@ impl<'a> PieceBuilder<'a> {
         if i == next {
             let pilot = Pilot::new(character, at, corporation, alliance);
             self.pilots.push((pilot, None));
+            self.last_ship.push(None);
         }
+        // A pilot flies the same ship in most of its killmails: an appearance is kept only
+        // when the ship differs from its last one kept (`by_character` sorts and dedups).
         if let Some(ship) = ship {
-            self.ships.push((i as u32, ship));
+            if self.last_ship[i] != Some(ship) {
+                self.ships.push((i as u32, ship));
+                self.last_ship[i] = Some(ship);
+            }
         }
         let (p, known) = &mut self.pilots[i];
         if known.is_none() {
@@ -350,7 +358,7 @@ impl<'a> PieceBuilder<'a> {
                 add(&mut p.isk_destroyed, km.isk_value);
             }
         }
-        sides::add_killmail(km, &mut self.weights, &mut self.entities);
+        self.ties.add_killmail(km);
         let sys = self
             .systems
             .entry(km.solar_system_id)
@@ -383,17 +391,21 @@ impl Piece {
         kms.sort_by_key(|k| (k.killmail_time, k.killmail_id));
         let first = kms.first().expect("a piece has killmails");
         let first = (first.timestamp(), first.killmail_id);
+        // Room for every appearance of a pilot, up to what a big fight's piece holds in pilots.
+        let appearances: usize = kms.iter().map(|k| 1 + k.attackers.len()).sum();
+        let pilots = appearances.min(4096);
         let mut b = PieceBuilder {
             killmails: Vec::with_capacity(kms.len()),
-            pilot_index: id_map_with_capacity(kms.len() * 4),
+            pilots: Vec::with_capacity(pilots),
+            pilot_index: id_map_with_capacity(pilots),
+            last_ship: Vec::with_capacity(pilots),
+            ships: Vec::with_capacity(pilots),
             ..PieceBuilder::default()
         };
         for km in kms {
             b.add(km);
         }
-        sides::consolidate(&mut b.weights, &mut b.entities);
-        b.weights.shrink_to_fit();
-        b.entities.shrink_to_fit();
+        let (weights, entities) = b.ties.into_sorted();
         let (pilots, names, ships) = by_character(b.pilots, b.ships);
         Piece {
             first,
@@ -405,8 +417,8 @@ impl Piece {
             corporation_names: sorted_names(b.corporation_names),
             alliance_names: sorted_names(b.alliance_names),
             systems: b.systems.into_iter().collect(),
-            weights: b.weights,
-            entities: b.entities,
+            weights,
+            entities,
             isk_estimated: b.isk_estimated,
         }
     }
