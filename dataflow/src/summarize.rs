@@ -188,7 +188,9 @@ fn pilot_totals<'a>(pieces: &[&'a Piece]) -> Vec<(i64, PilotTotal<'a>)> {
         .enumerate()
         .flat_map(|(i, piece)| piece.pilots.iter().map(move |p| (p.character, i, p)))
         .collect();
-    all.sort_unstable_by_key(|(ch, i, _)| (*ch, *i));
+    // Runs sorted by character, one per piece in piece order: a stable sort by character merges
+    // the runs (it finds them) and keeps each character's pieces in order.
+    all.sort_by_key(|(ch, _, _)| *ch);
     let mut out: Vec<(i64, PilotTotal<'a>)> = Vec::with_capacity(all.len());
     for (ch, i, p) in all {
         match out.last_mut() {
@@ -507,7 +509,9 @@ fn combine<'a, K: Ord + Copy + 'a, V: Clone + 'a>(
         .enumerate()
         .flat_map(|(i, m)| m.iter().map(move |(k, v)| (*k, i, v)))
         .collect();
-    all.sort_unstable_by_key(|(k, i, _)| (*k, *i));
+    // One sorted run per map, in map order: a stable sort by key merges them and keeps each
+    // key's entries in map order.
+    all.sort_by_key(|(k, _, _)| *k);
     let mut out: Vec<(K, V)> = Vec::with_capacity(all.len());
     for (k, _, v) in all {
         match out.last_mut() {
