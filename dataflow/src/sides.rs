@@ -126,7 +126,8 @@ impl Ties {
             .map(|p| p.0)
             .expect("non-empty");
         // The killmail's hostility by attacker entity: a killmail's pilots come from a few
-        // entities, so a linear search of the few seen beats sorting its pilots.
+        // entities, so a linear search of the few seen beats sorting its pilots (the search is
+        // quadratic only in one killmail's distinct attacker entities).
         let groups = &mut self.groups;
         groups.clear();
         for (e, dmg) in players.iter() {
