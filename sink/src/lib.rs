@@ -45,7 +45,7 @@ pub use retention::{Purged, SoftDeleted, RETENTION_REASON};
 pub use sink::{RetryPolicy, Sink, SinkConfig, WriterLock};
 pub use split::{balance_created, Group, SplitStep, MIN_PART_KILLMAILS};
 pub use testdb::TestDatabase;
-pub use write::AppliedStats;
+pub use write::{AppliedStats, ReferenceChecks};
 
 /// The PostgreSQL client the sink uses, for callers that query the database directly.
 pub use tokio_postgres;

@@ -12,7 +12,7 @@ use crate::changes::StepChanges;
 use crate::copy::Writes;
 use crate::error::SinkError;
 use crate::migrate::{parse_url, prepare_database};
-use crate::write::{write, AppliedStats};
+use crate::write::{write, AppliedStats, ReferenceChecks};
 
 /// How `apply` retries transient failures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,6 +80,7 @@ pub struct Sink {
     pool: Pool,
     config: SinkConfig,
     pg_config: Config,
+    checks: ReferenceChecks,
 }
 
 impl Sink {
@@ -102,10 +103,16 @@ impl Sink {
             .wait_timeout(Some(Duration::from_secs(30)))
             .create_timeout(Some(Duration::from_secs(10)))
             .build()?;
+        let checks = with_retry(retry, "connect", || async {
+            let client = crate::migrate::connect(&pg_config).await?;
+            Ok(ReferenceChecks::allowed(&client).await)
+        })
+        .await?;
         Ok(Sink {
             pool,
             config,
             pg_config,
+            checks,
         })
     }
 
@@ -147,6 +154,20 @@ impl Sink {
             })
             .unwrap_or_else(|| "holder unknown".to_owned());
         Err(SinkError::WriterBusy { holder })
+    }
+
+    /// Whether the child rows this sink copies skip their foreign-key checks: decided once, by
+    /// what the role may do, when the sink connects.
+    pub fn reference_checks(&self) -> ReferenceChecks {
+        self.checks
+    }
+
+    /// The same sink, checking every copied row's references whatever the role may skip.
+    pub fn checking_every_reference(self) -> Sink {
+        Sink {
+            checks: ReferenceChecks::Always,
+            ..self
+        }
     }
 
     pub fn pool(&self) -> &Pool {
@@ -201,10 +222,10 @@ impl Sink {
         let now = chrono::Utc::now();
         let mut stats = AppliedStats::default();
         if let Some(plan) = &writes.copied {
-            stats.add(&write(&tx, plan, now, true).await?);
+            stats.add(&write(&tx, plan, now, true, self.checks).await?);
         }
         if let Some(plan) = &writes.upserted {
-            stats.add(&write(&tx, plan, now, false).await?);
+            stats.add(&write(&tx, plan, now, false, self.checks).await?);
         }
         tx.commit().await?;
         Ok(stats)

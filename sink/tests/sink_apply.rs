@@ -11,7 +11,8 @@ use battles_dataflow::changes::classify;
 use battles_dataflow::BattleChange;
 use battles_sink::tokio_postgres::Client;
 use battles_sink::{
-    BattleStatus, RejectionRow, SinkError, SourcePosition, SplitStep, StatusRule, StepChanges,
+    BattleStatus, ReferenceChecks, RejectionRow, SinkError, SourcePosition, SplitStep, StatusRule,
+    StepChanges, TestDatabase,
 };
 use chrono::Duration;
 use common::*;
@@ -659,6 +660,12 @@ async fn contents(client: &Client) -> BTreeMap<&'static str, Vec<String>> {
 async fn steps_promising_new_rows_copy_them_and_upsert_the_rest_with_the_same_tables() {
     let (db_copy, copying) = fresh().await;
     let (db_upsert, upserting) = fresh().await;
+    let (db_checked, checked) = fresh().await;
+    // The tests' role is a superuser: its copies skip the foreign-key checks, and a sink told
+    // to check them all must write the same tables.
+    assert_eq!(copying.reference_checks(), ReferenceChecks::SkipForCopies);
+    let checked = checked.checking_every_reference();
+    assert_eq!(checked.reference_checks(), ReferenceChecks::Always);
     let mut engine = battles_dataflow::Engine::start(Default::default()).unwrap();
     // A fight; a second one and a third by other people; then a killmail bridging the first two
     // (the second ends into the first, which grows) beside a new fourth fight: the last step
@@ -687,6 +694,7 @@ async fn steps_promising_new_rows_copy_them_and_upsert_the_rest_with_the_same_ta
         let copied = copying.apply(step(true)).await.unwrap();
         let upserted = upserting.apply(step(false)).await.unwrap();
         assert_eq!(copied, upserted, "step {i}: the same work either way");
+        assert_eq!(checked.apply(step(true)).await.unwrap(), copied);
         last = Some(step(true));
     }
     let (a, b) = (
@@ -695,6 +703,20 @@ async fn steps_promising_new_rows_copy_them_and_upsert_the_rest_with_the_same_ta
     );
     let copied = contents(&a).await;
     assert_eq!(copied, contents(&b).await);
+    let c = db_checked.connect().await.unwrap();
+    assert_eq!(copied, contents(&c).await);
+    // Every copied child row has its battle.
+    for table in [
+        "battle_participants",
+        "battle_killmails",
+        "battle_statistics",
+        "battle_third_parties",
+    ] {
+        let orphans = format!(
+            "SELECT count(*) FROM {table} t WHERE NOT EXISTS (SELECT 1 FROM battles b WHERE b.id = t.battle_id)"
+        );
+        assert_eq!(count(&a, &orphans).await, 0, "{table}");
+    }
     assert_eq!(
         copied["battle_aliases"].len(),
         1,
@@ -707,9 +729,59 @@ async fn steps_promising_new_rows_copy_them_and_upsert_the_rest_with_the_same_ta
     let replayed = copying.apply(last.unwrap()).await.unwrap();
     assert_eq!(replayed.attempts, 2);
     assert_eq!(contents(&a).await, copied);
-    drop((a, b, copying, upserting));
+    drop((a, b, c, copying, upserting, checked));
     db_copy.drop_database().await.unwrap();
     db_upsert.drop_database().await.unwrap();
+    db_checked.drop_database().await.unwrap();
+}
+
+/// A role that is neither a superuser nor granted `SET` on `session_replication_role` keeps
+/// every foreign-key check, and its session is left as it was.
+#[tokio::test]
+async fn a_role_that_may_not_skip_reference_checks_checks_them() {
+    let db = TestDatabase::create().await.expect("test database");
+    let admin = db.connect().await.unwrap();
+    let role = format!("battles_plain_{}", Uuid::new_v4().simple());
+    admin
+        .batch_execute(&format!("CREATE ROLE {role} LOGIN"))
+        .await
+        .unwrap();
+    let mut config = db.config().clone();
+    config.user(&role);
+    let (plain, connection) = config
+        .connect(battles_sink::tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let driver = tokio::spawn(connection);
+    assert_eq!(
+        ReferenceChecks::allowed(&plain).await,
+        ReferenceChecks::Always
+    );
+    let role_setting: String = plain
+        .query_one("SHOW session_replication_role", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(role_setting, "origin");
+    // The superuser may, and its session is put back too.
+    assert_eq!(
+        ReferenceChecks::allowed(&admin).await,
+        ReferenceChecks::SkipForCopies
+    );
+    let admin_setting: String = admin
+        .query_one("SHOW session_replication_role", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(admin_setting, "origin");
+    drop(plain);
+    driver.await.unwrap().unwrap();
+    admin
+        .batch_execute(&format!("DROP ROLE {role}"))
+        .await
+        .unwrap();
+    drop(admin);
+    db.drop_database().await.unwrap();
 }
 
 #[tokio::test]
