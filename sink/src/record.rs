@@ -13,7 +13,7 @@
 use battles_dataflow::killmail::Killmail;
 use bincode::Options;
 
-/// Format byte of a record in bincode ([`bincode_options`]) of the [`Killmail`] of V7.
+/// Format byte of a record in bincode (`bincode_options`) of the [`Killmail`] of V7.
 pub const FORMAT_BINCODE_V1: u8 = 1;
 /// First byte of a JSON record (the format before V7).
 const JSON_OBJECT_START: u8 = b'{';

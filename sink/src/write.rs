@@ -20,7 +20,7 @@ use crate::plan::{EventData, Keys, WritePlan};
 /// PostgreSQL checks every copied child row's `battle_id` against `battles` with a query of
 /// its own and a `FOR KEY SHARE` lock on the battle's row: in the stream bench that was a
 /// sixth of the server's time. A copied plan holds only created battles and their rows
-/// ([`copy::can_copy`], [`crate::plan::Part::New`]), written battles first, so every reference
+/// (`copy::can_copy`, `plan::Part::New`), written battles first, so every reference
 /// holds by construction, and the one writer lock keeps other writers out. Skipping takes
 /// `session_replication_role = replica` (PostgreSQL's own way for replication and
 /// `pg_restore --disable-triggers`), which only superusers and roles granted `SET` on it may
