@@ -9,13 +9,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use battles_dataflow::killmail::KillmailId;
 use battles_dataflow::report::{BattleKillmail, BattleReport, Participant};
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 use uuid::Uuid;
 
 use crate::changes::{BattleStatus, StatusRule, StepChanges};
 use crate::derived::statistics_are_derived;
 use crate::error::SinkError;
-use crate::text::{pg_string, to_pg_json};
+use crate::text::{pg_string, PgJson};
 use battles_dataflow::BattleChange;
 
 /// Everything one step writes, column by column.
@@ -133,14 +132,14 @@ pub(crate) struct BattleColumns {
 #[derive(Debug, Default)]
 pub(crate) struct StatisticsColumns {
     pub battle_id: Vec<Uuid>,
-    pub top_killers: Vec<Value>,
-    pub top_losers: Vec<Value>,
-    pub team_a_ship_types: Vec<Value>,
-    pub team_b_ship_types: Vec<Value>,
-    pub team_a_alliances: Vec<Value>,
-    pub team_b_alliances: Vec<Value>,
-    pub killmail_timeline: Vec<Value>,
-    pub systems_involved: Vec<Value>,
+    pub top_killers: Vec<PgJson>,
+    pub top_losers: Vec<PgJson>,
+    pub team_a_ship_types: Vec<PgJson>,
+    pub team_b_ship_types: Vec<PgJson>,
+    pub team_a_alliances: Vec<PgJson>,
+    pub team_b_alliances: Vec<PgJson>,
+    pub killmail_timeline: Vec<PgJson>,
+    pub systems_involved: Vec<PgJson>,
 }
 
 #[derive(Debug, Default)]
@@ -155,7 +154,7 @@ pub(crate) struct ParticipantColumns {
     pub alliance_id: Vec<Option<i64>>,
     pub alliance_name: Vec<Option<String>>,
     pub team: Vec<String>,
-    pub ships_flown: Vec<Value>,
+    pub ships_flown: Vec<PgJson>,
     pub kills: Vec<i32>,
     pub deaths: Vec<i32>,
     pub damage_done: Vec<i64>,
@@ -430,14 +429,14 @@ impl WritePlan {
         let s = &r.statistics;
         let c = &mut self.statistics;
         c.battle_id.push(r.battle_id);
-        c.top_killers.push(to_pg_json(&s.top_killers));
-        c.top_losers.push(to_pg_json(&s.top_losers));
-        c.team_a_ship_types.push(to_pg_json(&s.team_a_ship_types));
-        c.team_b_ship_types.push(to_pg_json(&s.team_b_ship_types));
-        c.team_a_alliances.push(to_pg_json(&s.team_a_alliances));
-        c.team_b_alliances.push(to_pg_json(&s.team_b_alliances));
-        c.killmail_timeline.push(to_pg_json(&s.killmail_timeline));
-        c.systems_involved.push(to_pg_json(&s.systems_involved));
+        c.top_killers.push(PgJson::of(&s.top_killers));
+        c.top_losers.push(PgJson::of(&s.top_losers));
+        c.team_a_ship_types.push(PgJson::of(&s.team_a_ship_types));
+        c.team_b_ship_types.push(PgJson::of(&s.team_b_ship_types));
+        c.team_a_alliances.push(PgJson::of(&s.team_a_alliances));
+        c.team_b_alliances.push(PgJson::of(&s.team_b_alliances));
+        c.killmail_timeline.push(PgJson::of(&s.killmail_timeline));
+        c.systems_involved.push(PgJson::of(&s.systems_involved));
     }
 
     fn diff_participants(&mut self, id: Uuid, old: &[Participant], new: &[Participant]) {
@@ -498,7 +497,7 @@ impl ParticipantColumns {
         self.alliance_name
             .push(p.alliance_name.as_deref().map(pg_string));
         self.team.push(p.team.as_str().to_owned());
-        self.ships_flown.push(to_pg_json(&p.ships_flown));
+        self.ships_flown.push(PgJson::of(&p.ships_flown));
         self.kills.push(p.kills);
         self.deaths.push(p.deaths);
         self.damage_done.push(p.damage_done);
