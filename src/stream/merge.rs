@@ -13,13 +13,18 @@
 //! little ([`TimeMerge::new`]'s `wait`, as Kafka Streams' `max.task.idle.ms` does) before it
 //! goes on without it, so that a partition fetched late does not fall behind the others.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::time::{Duration, Instant};
 
 /// Per partition, messages taken from its queue and not handed out yet.
 #[derive(Debug)]
 pub(crate) struct TimeMerge<T> {
     buffers: BTreeMap<i32, VecDeque<(i64, T)>>,
+    /// (timestamp, partition) of the first message of every partition holding any, oldest on
+    /// top: a pop looks at one entry, not at every partition (a scan of 256 partitions per
+    /// message was 1.3% of the stream bench's process).
+    fronts: BinaryHeap<Reverse<(i64, i32)>>,
     /// Partitions whose buffer and queue are empty, since when.
     dry_since: BTreeMap<i32, Instant>,
     wait: Duration,
@@ -30,6 +35,7 @@ impl<T> TimeMerge<T> {
     pub fn new(wait: Duration) -> TimeMerge<T> {
         TimeMerge {
             buffers: BTreeMap::new(),
+            fronts: BinaryHeap::new(),
             dry_since: BTreeMap::new(),
             wait,
         }
@@ -39,10 +45,12 @@ impl<T> TimeMerge<T> {
     /// go first).
     pub fn push(&mut self, partition: i32, timestamp: Option<i64>, item: T) {
         self.dry_since.remove(&partition);
-        self.buffers
-            .entry(partition)
-            .or_default()
-            .push_back((timestamp.unwrap_or(i64::MIN), item));
+        let timestamp = timestamp.unwrap_or(i64::MIN);
+        let buffer = self.buffers.entry(partition).or_default();
+        if buffer.is_empty() {
+            self.fronts.push(Reverse((timestamp, partition)));
+        }
+        buffer.push_back((timestamp, item));
     }
 
     /// Records that `partition` had nothing more at `now` (its buffer is empty and so was its
@@ -71,13 +79,12 @@ impl<T> TimeMerge<T> {
         if self.waiting(now) {
             return None;
         }
-        let partition = self
-            .buffers
-            .iter()
-            .filter_map(|(p, b)| b.front().map(|(t, _)| (*t, *p)))
-            .min()?
-            .1;
-        let (_, item) = self.buffers.get_mut(&partition)?.pop_front()?;
+        let Reverse((_, partition)) = self.fronts.pop()?;
+        let buffer = self.buffers.get_mut(&partition)?;
+        let (_, item) = buffer.pop_front()?;
+        if let Some((next, _)) = buffer.front() {
+            self.fronts.push(Reverse((*next, partition)));
+        }
         Some((partition, item))
     }
 }
@@ -105,6 +112,40 @@ mod tests {
         assert_eq!(merge.buffered(1), 2);
         assert_eq!(drain(&mut merge), ["p2 a", "p0 a", "p1 a", "p1 b", "p0 b"]);
         assert_eq!(merge.buffered(1), 0);
+    }
+
+    /// Many partitions, pushes and pops interleaved: every pop is the oldest first message
+    /// among the partitions (ties: the lowest partition), found here by looking at them all.
+    #[test]
+    fn interleaved_pushes_and_pops_take_the_oldest_front_of_all_partitions() {
+        let mut merge: TimeMerge<(i32, u32)> = TimeMerge::new(Duration::ZERO);
+        let mut reference: BTreeMap<i32, VecDeque<(i64, (i32, u32))>> = BTreeMap::new();
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        for i in 0..20_000u32 {
+            if next(3) > 0 {
+                let partition = next(64) as i32;
+                let timestamp = (next(50) > 0).then(|| next(1_000) as i64);
+                merge.push(partition, timestamp, (partition, i));
+                reference
+                    .entry(partition)
+                    .or_default()
+                    .push_back((timestamp.unwrap_or(i64::MIN), (partition, i)));
+            } else {
+                let expected = reference
+                    .iter()
+                    .filter_map(|(p, b)| b.front().map(|(t, _)| (*t, *p)))
+                    .min()
+                    .map(|(_, p)| reference.get_mut(&p).unwrap().pop_front().unwrap().1);
+                let got = merge.pop(Instant::now()).map(|(_, m)| m);
+                assert_eq!(got, expected, "pop {i}");
+            }
+        }
     }
 
     #[test]
