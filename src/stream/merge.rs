@@ -118,8 +118,10 @@ mod tests {
     /// among the partitions (ties: the lowest partition), found here by looking at them all.
     #[test]
     fn interleaved_pushes_and_pops_take_the_oldest_front_of_all_partitions() {
-        let mut merge: TimeMerge<(i32, u32)> = TimeMerge::new(Duration::ZERO);
-        let mut reference: BTreeMap<i32, VecDeque<(i64, (i32, u32))>> = BTreeMap::new();
+        /// A message: its partition and its place in the pushes.
+        type Sent = (i32, u32);
+        let mut merge: TimeMerge<Sent> = TimeMerge::new(Duration::ZERO);
+        let mut reference: BTreeMap<i32, VecDeque<(i64, Sent)>> = BTreeMap::new();
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
         let mut next = move |n: u64| {
             state ^= state << 13;
