@@ -735,6 +735,15 @@ async fn steps_promising_new_rows_copy_them_and_upsert_the_rest_with_the_same_ta
     db_checked.drop_database().await.unwrap();
 }
 
+/// The session's `session_replication_role`.
+async fn replication_role(client: &Client) -> String {
+    client
+        .query_one("SHOW session_replication_role", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
 /// A role that is neither a superuser nor granted `SET` on `session_replication_role` keeps
 /// every foreign-key check, and its session is left as it was.
 #[tokio::test]
@@ -757,23 +766,13 @@ async fn a_role_that_may_not_skip_reference_checks_checks_them() {
         ReferenceChecks::allowed(&plain).await,
         ReferenceChecks::Always
     );
-    let role_setting: String = plain
-        .query_one("SHOW session_replication_role", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(role_setting, "origin");
+    assert_eq!(replication_role(&plain).await, "origin");
     // The superuser may, and its session is put back too.
     assert_eq!(
         ReferenceChecks::allowed(&admin).await,
         ReferenceChecks::SkipForCopies
     );
-    let admin_setting: String = admin
-        .query_one("SHOW session_replication_role", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(admin_setting, "origin");
+    assert_eq!(replication_role(&admin).await, "origin");
     drop(plain);
     driver.await.unwrap().unwrap();
     admin
