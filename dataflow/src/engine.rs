@@ -77,6 +77,9 @@ pub struct Eviction {
     pub battles: usize,
     /// Killmails that left memory.
     pub killmails: usize,
+    /// Whether the engine started its graph again with the staying killmails rather than
+    /// retracting the leaving ones (see [`Engine::evict_closed`]).
+    pub renewed: bool,
     /// Changes to battles that were not evicted. Always empty while the eviction rule holds
     /// (a closed battle shares nothing with the others); returned rather than dropped so a
     /// caller that writes them stays correct even if it did not.
@@ -111,6 +114,19 @@ impl StepOutput {
 
 /// A running clustering engine.
 pub struct Engine {
+    /// The settings it was started with: a renewal starts the graph again with them.
+    config: EngineConfig,
+    workers: Workers,
+    /// Once a step failed, every later call fails the same way.
+    failed: Option<EngineError>,
+    epoch: Epoch,
+    resident: Resident,
+    /// A battle quiet for longer than this (seconds) before the horizon is closed for good.
+    quiet_secs: i64,
+}
+
+/// The timely workers running one instance of the graph, and the driver's channels to them.
+struct Workers {
     commands: Sender<Command>,
     messages: Receiver<Message>,
     guards: Option<WorkerGuards<()>>,
@@ -119,13 +135,13 @@ pub struct Engine {
     abort: Arc<AtomicBool>,
     /// The first failure a worker caught, with its message.
     failure: Arc<Mutex<Option<String>>>,
-    /// Once a step failed, every later call fails the same way.
-    failed: Option<EngineError>,
-    epoch: Epoch,
-    resident: Resident,
-    /// A battle quiet for longer than this (seconds) before the horizon is closed for good.
-    quiet_secs: i64,
 }
+
+/// An eviction starts the graph again with the staying killmails when those leaving are at
+/// least this many times as many: retracting a killmail costs about as much as inserting it
+/// (every arrangement takes the negative update, and the traces hold both until they merge),
+/// so re-inserting the few that stay into an empty graph is the cheaper way to the same state.
+pub const RENEWAL_RATIO: usize = 2;
 
 /// How often a waiting driver checks that every worker is still alive.
 const LIVENESS_CHECK: Duration = Duration::from_millis(200);
@@ -147,32 +163,10 @@ impl Engine {
             handshake::agree(cluster, config.workers.max(1), config.cluster_timeout())
                 .map_err(|e| EngineError::Start(e.to_string()))?;
         }
-        let (command_tx, command_rx) = channel::<Command>();
-        let command_rx = Mutex::new(Some(command_rx));
-        let (msg_tx, messages) = channel::<Message>();
-        let msg_tx = Mutex::new(Some(msg_tx));
-        let abort = Arc::new(AtomicBool::new(false));
-        let failure = Arc::new(Mutex::new(None));
-        let guards = execute(
-            config,
-            abort.clone(),
-            failure.clone(),
-            move |worker_index| {
-                if worker_index != 0 {
-                    return None;
-                }
-                let commands = command_rx.lock().ok()?.take()?;
-                let tx = msg_tx.lock().ok()?.take()?;
-                Some((commands, tx))
-            },
-        )
-        .map_err(EngineError::Start)?;
+        let workers = Workers::start(&config).map_err(EngineError::Start)?;
         Ok(Engine {
-            commands: command_tx,
-            messages,
-            guards: Some(guards),
-            abort,
-            failure,
+            config,
+            workers,
             failed: None,
             epoch: 0,
             resident: Resident::default(),
@@ -221,6 +215,12 @@ impl Engine {
     /// final. Its killmails leave memory; its report is not retracted from the caller's point
     /// of view (nothing about it is reported). A driver calls this with its event-time low
     /// watermark: the earliest time a killmail it will still insert may have.
+    ///
+    /// When most resident killmails leave (a backfill's or a catching-up stream's step moves
+    /// the horizon by hours or days), retracting them would cost about as much as inserting
+    /// them did; the engine then *renews* instead: it drops them, starts a new instance of the
+    /// graph and inserts the staying killmails into it ([`EngineConfig::renewal_min_leaving`],
+    /// [`RENEWAL_RATIO`]). The outcome is the same state either way.
     pub fn evict_closed(&mut self, horizon: DateTime<Utc>) -> Result<Eviction, EngineError> {
         self.check_alive()?;
         let closed = self.resident.closed_before(horizon, self.quiet_secs);
@@ -254,6 +254,10 @@ impl Engine {
         if closed.is_empty() && lone.is_empty() {
             return Ok(Eviction::default());
         }
+        let leaving = closed.iter().map(|(_, ids)| ids.len()).sum::<usize>() + lone.len();
+        if self.renews_for(leaving) {
+            return self.renew(closed, lone);
+        }
         let evicted: HashSet<Uuid> = closed.iter().map(|(id, _)| *id).collect();
         let updates: Vec<(Arc<Killmail>, isize)> = closed
             .iter()
@@ -273,11 +277,85 @@ impl Engine {
         Ok(Eviction {
             battles: closed.len(),
             killmails,
+            renewed: false,
             unexpected: StepOutput {
                 changes,
                 ignored: 0,
             },
         })
+    }
+
+    /// Whether taking `leaving` killmails out of memory is cheaper by starting the graph again
+    /// with the killmails that stay ([`EngineConfig::renewal_min_leaving`],
+    /// [`RENEWAL_RATIO`]). Only an engine of one process renews: the processes of a cluster
+    /// build their dataflows together.
+    fn renews_for(&self, leaving: usize) -> bool {
+        let staying = self.resident.killmails().saturating_sub(leaving);
+        self.config.cluster.is_none()
+            && leaving >= self.config.renewal_min_leaving
+            && leaving >= RENEWAL_RATIO.saturating_mul(staying)
+    }
+
+    /// Evicts by renewal: the leaving killmails are dropped, the workers are stopped, and a
+    /// new instance of the graph takes the staying killmails in one step. The graph's output
+    /// depends only on the set of killmails, so the staying battles come out as they were;
+    /// nothing about them is reported, unless one reads differently, which would be a bug:
+    /// then its new report is returned in [`Eviction::unexpected`] for the caller to write.
+    fn renew(
+        &mut self,
+        closed: Vec<(Uuid, Vec<KillmailId>)>,
+        lone: Vec<KillmailId>,
+    ) -> Result<Eviction, EngineError> {
+        let killmails = closed
+            .iter()
+            .flat_map(|(_, ids)| ids)
+            .chain(&lone)
+            .filter_map(|id| self.resident.take(*id))
+            .count();
+        let staying = self.resident.take_all();
+        let before = self.resident.take_battles(closed.iter().map(|(id, _)| *id));
+        self.restart()?;
+        let (updates, _) = self
+            .resident
+            .admit(staying.into_iter().map(|k| (k, 1)).collect());
+        let out = self.run_step(updates)?;
+        self.resident.observe(&out.changes);
+        let changes: Vec<BattleChange> = out
+            .changes
+            .into_iter()
+            .filter(|c| !Resident::holds_as_before(&before, c))
+            .collect();
+        Ok(Eviction {
+            battles: closed.len(),
+            killmails,
+            renewed: true,
+            unexpected: StepOutput {
+                changes,
+                ignored: 0,
+            },
+        })
+    }
+
+    /// Stops the workers and starts new ones running an empty graph. A worker that failed
+    /// fails the engine, as in a step.
+    fn restart(&mut self) -> Result<(), EngineError> {
+        self.check_alive()?;
+        if !self.workers.alive() {
+            return Err(self.fail());
+        }
+        self.workers.stop(true);
+        match Workers::start(&self.config) {
+            Ok(workers) => {
+                self.workers = workers;
+                self.epoch = 0;
+                Ok(())
+            }
+            Err(reason) => {
+                let e = EngineError::Start(reason);
+                self.failed = Some(e.clone());
+                Err(e)
+            }
+        }
     }
 
     /// Takes stored killmails back into memory (whole stored battles next to a late killmail),
@@ -328,6 +406,7 @@ impl Engine {
         let epoch = self.epoch;
         self.epoch += 1;
         if self
+            .workers
             .commands
             .send(Command::Step { epoch, updates })
             .is_err()
@@ -336,10 +415,10 @@ impl Engine {
         }
         let mut diffs = Vec::new();
         loop {
-            match self.messages.recv_timeout(LIVENESS_CHECK) {
+            match self.workers.messages.recv_timeout(LIVENESS_CHECK) {
                 Ok(Message::Output(mut updates)) => diffs.append(&mut updates),
                 Ok(Message::Done) => break,
-                Err(RecvTimeoutError::Timeout) if self.workers_alive() => {}
+                Err(RecvTimeoutError::Timeout) if self.workers.alive() => {}
                 Err(_) => return Err(self.fail()),
             }
         }
@@ -354,9 +433,50 @@ impl Engine {
         })
     }
 
+    /// Marks the engine failed: stops the driving worker's wait and returns the error with the
+    /// first failure a worker reported.
+    fn fail(&mut self) -> EngineError {
+        let e = EngineError::WorkerFailed(self.workers.abort());
+        self.failed = Some(e.clone());
+        e
+    }
+}
+
+impl Workers {
+    /// Starts `config.workers` worker threads running the graph (this process's share of a
+    /// cluster's, with `config.cluster`).
+    fn start(config: &EngineConfig) -> Result<Workers, String> {
+        let (command_tx, command_rx) = channel::<Command>();
+        let command_rx = Mutex::new(Some(command_rx));
+        let (msg_tx, messages) = channel::<Message>();
+        let msg_tx = Mutex::new(Some(msg_tx));
+        let abort = Arc::new(AtomicBool::new(false));
+        let failure = Arc::new(Mutex::new(None));
+        let guards = execute(
+            config.clone(),
+            abort.clone(),
+            failure.clone(),
+            move |worker_index| {
+                if worker_index != 0 {
+                    return None;
+                }
+                let commands = command_rx.lock().ok()?.take()?;
+                let tx = msg_tx.lock().ok()?.take()?;
+                Some((commands, tx))
+            },
+        )?;
+        Ok(Workers {
+            commands: command_tx,
+            messages,
+            guards: Some(guards),
+            abort,
+            failure,
+        })
+    }
+
     /// True while no worker thread has finished (they only finish when the engine is dropped
     /// or a worker failed).
-    fn workers_alive(&self) -> bool {
+    fn alive(&self) -> bool {
         self.failure.lock().map(|f| f.is_none()).unwrap_or(false)
             && self
                 .guards
@@ -364,19 +484,31 @@ impl Engine {
                 .is_some_and(|g| g.guards().iter().all(|h| !h.is_finished()))
     }
 
-    /// Marks the engine failed: stops the driving worker's wait and returns the error with the
-    /// first failure a worker reported.
-    fn fail(&mut self) -> EngineError {
+    /// Stops the driving worker's wait for progress; returns the first failure a worker
+    /// reported.
+    fn abort(&self) -> String {
         self.abort.store(true, Ordering::SeqCst);
-        let reason = self
-            .failure
+        self.failure
             .lock()
             .ok()
             .and_then(|f| f.clone())
-            .unwrap_or_else(|| "a worker thread stopped".to_owned());
-        let e = EngineError::WorkerFailed(reason);
-        self.failed = Some(e.clone());
-        e
+            .unwrap_or_else(|| "a worker thread stopped".to_owned())
+    }
+
+    /// Closes the commands (the driving worker finishes then) and, when `healthy`, joins the
+    /// threads, so that timely's network threads tell the other processes it is shutting down
+    /// before this process can exit. A failed engine's other workers may wait for a peer that
+    /// is gone: joining them could block for ever, so they are left to end with the process.
+    fn stop(&mut self, healthy: bool) {
+        let (closed, _) = channel();
+        drop(std::mem::replace(&mut self.commands, closed));
+        if let Some(guards) = self.guards.take() {
+            if healthy {
+                drop(guards);
+            } else {
+                std::mem::forget(guards);
+            }
+        }
     }
 }
 
@@ -576,20 +708,8 @@ fn consolidate(mut changes: Vec<(Arc<BattleReport>, isize)>) -> Vec<(Arc<BattleR
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        // Asked before the commands close (the driving worker finishes then) and before the
-        // guards are taken: a healthy engine is joined, so that timely's network threads
-        // tell the other processes it is shutting down before this process can exit.
-        let healthy = self.failed.is_none() && self.workers_alive();
-        let (closed, _) = channel();
-        drop(std::mem::replace(&mut self.commands, closed));
-        if let Some(guards) = self.guards.take() {
-            if !healthy {
-                // A failed engine's other workers may wait for a peer that is gone: joining
-                // them could block for ever, so they are left to end with the process.
-                std::mem::forget(guards);
-            } else {
-                drop(guards);
-            }
-        }
+        // Asked before the commands close (the driving worker finishes then).
+        let healthy = self.failed.is_none() && self.workers.alive();
+        self.workers.stop(healthy);
     }
 }

@@ -49,6 +49,20 @@ pub struct EngineConfig {
     /// panics. `None` (always, outside tests) adds nothing to the graph.
     #[serde(skip)]
     pub panic_on_killmail: Option<KillmailId>,
+    /// An eviction that takes at least this many killmails out of memory, and at least
+    /// [`engine::RENEWAL_RATIO`] times as many as stay, starts the graph again with those that
+    /// stay instead of retracting the others (see [`Engine::evict_closed`]). Tests lower it to
+    /// renew on small histories; `usize::MAX` never renews.
+    #[serde(default = "default_renewal_min_leaving")]
+    pub renewal_min_leaving: usize,
+}
+
+/// The default [`EngineConfig::renewal_min_leaving`]: a renewal has a fixed cost (threads and a
+/// dataflow to build), so small evictions retract.
+pub const DEFAULT_RENEWAL_MIN_LEAVING: usize = 1_000;
+
+fn default_renewal_min_leaving() -> usize {
+    DEFAULT_RENEWAL_MIN_LEAVING
 }
 
 fn default_cluster_timeout_secs() -> u64 {
@@ -93,6 +107,7 @@ impl Default for EngineConfig {
             cluster: None,
             cluster_timeout_secs: default_cluster_timeout_secs(),
             panic_on_killmail: None,
+            renewal_min_leaving: DEFAULT_RENEWAL_MIN_LEAVING,
         }
     }
 }

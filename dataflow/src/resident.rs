@@ -126,6 +126,44 @@ impl Resident {
         held
     }
 
+    /// Takes every resident killmail out (the battles stay until [`Resident::take_battles`]).
+    pub(crate) fn take_all(&mut self) -> Vec<Arc<Killmail>> {
+        self.killmails.drain().map(|(_, km)| km).collect()
+    }
+
+    /// Takes every battle out, returning the killmails of each but the `leaving` ones.
+    pub(crate) fn take_battles(
+        &mut self,
+        leaving: impl IntoIterator<Item = Uuid>,
+    ) -> HashMap<Uuid, Vec<KillmailId>> {
+        let mut battles = std::mem::take(&mut self.battles);
+        for id in leaving {
+            battles.remove(&id);
+        }
+        battles
+            .into_iter()
+            .map(|(id, b)| (id, b.killmails))
+            .collect()
+    }
+
+    /// Whether `change` brings back a battle of `before` (from [`Resident::take_battles`])
+    /// with the same killmails: what a new instance of the graph gives every staying battle.
+    pub(crate) fn holds_as_before(
+        before: &HashMap<Uuid, Vec<KillmailId>>,
+        change: &BattleChange,
+    ) -> bool {
+        match change {
+            BattleChange::Created(r) => before.get(&r.battle_id).is_some_and(|ids| {
+                ids.len() == r.killmails.len()
+                    && ids
+                        .iter()
+                        .zip(&r.killmails)
+                        .all(|(a, b)| *a == b.killmail_id)
+            }),
+            _ => false,
+        }
+    }
+
     /// Removes `id` from the resident killmails, returning its record.
     pub(crate) fn take(&mut self, id: KillmailId) -> Option<Arc<Killmail>> {
         self.killmails.remove(&id)
