@@ -8,9 +8,9 @@
 //! the hash), so an ESI record and the enriched record of the same kill are duplicates, not a
 //! conflict.
 
-use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 
+use battles_dataflow::id_hash::IdMap;
 use battles_dataflow::{Killmail, KillmailId};
 
 use super::RejectReason;
@@ -27,7 +27,7 @@ pub enum Seen {
 /// Ids seen so far with their fingerprints (16 bytes per killmail plus map overhead).
 #[derive(Debug, Default)]
 pub struct Deduplicator {
-    seen: HashMap<KillmailId, u64>,
+    seen: IdMap<KillmailId, u64>,
 }
 
 impl Deduplicator {
@@ -59,9 +59,15 @@ impl Deduplicator {
     }
 }
 
-/// A hash of the killmail's facts (stable within one build of the program).
+/// The seed of [`fingerprint`]: any constant, so equal facts give equal fingerprints in every
+/// run.
+const FINGERPRINT_SEED: u64 = 0x6b69_6c6c_6d61_696c;
+
+/// A hash of the killmail's facts (stable within one build of the program). foldhash's quality
+/// variant: fingerprints are compared, not trusted against an adversary, and SipHash was 4% of
+/// a backfill's parse threads (docs/benchmarks.md).
 pub fn fingerprint(km: &Killmail) -> u64 {
-    let mut h = DefaultHasher::new();
+    let mut h = foldhash::quality::FixedState::with_seed(FINGERPRINT_SEED).build_hasher();
     km.killmail_time.timestamp().hash(&mut h);
     km.solar_system_id.hash(&mut h);
     let v = &km.victim;
