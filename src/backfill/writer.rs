@@ -13,9 +13,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 use battles_sink::{AppliedStats, Sink, SinkError, StepChanges};
-use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 
 /// Sums of what the writer applied.
 #[derive(Clone, Debug, Default)]
@@ -70,43 +69,50 @@ async fn write_steps(
             Ok::<_, SinkError>((stats, t.elapsed()))
         }
     };
-    let record = |done: Result<(AppliedStats, Duration), SinkError>| -> anyhow::Result<()> {
-        let (stats, took) = done?;
+    type Done = Result<Result<(AppliedStats, Duration), SinkError>, tokio::task::JoinError>;
+    let record = |done: Done| -> anyhow::Result<()> {
+        let (stats, took) = done.map_err(|e| anyhow!("a database write panicked: {e}"))??;
         record_metrics(&stats, took);
         let mut sums = sums.lock().expect("applied lock");
         sums.add(&stats);
         sums.latencies.push(took);
         Ok(())
     };
-    let mut running = FuturesUnordered::new();
+    // Each transaction in flight is a task of its own: building its rows and encoding its
+    // `COPY` data are work for a core, and polled together in this one task the transactions
+    // took turns on one thread while their sessions waited (docs/benchmarks.md). Dropping the
+    // set (on an error) aborts the others, as dropping their futures did.
+    let mut running = JoinSet::new();
     loop {
         if running.len() >= in_flight {
-            if let Some(done) = running.next().await {
+            if let Some(done) = running.join_next().await {
                 record(done)?;
             }
             continue;
         }
         tokio::select! {
             job = queue.recv() => match job {
-                Some(Job::Apply(changes)) => running.push(apply(changes)),
+                Some(Job::Apply(changes)) => {
+                    running.spawn(apply(changes));
+                }
                 Some(Job::ApplyInOrder(changes)) => {
-                    while let Some(done) = running.next().await {
+                    while let Some(done) = running.join_next().await {
                         record(done)?;
                     }
-                    running.push(apply(changes));
+                    running.spawn(apply(changes));
                 }
                 Some(Job::Flush(reply)) => {
-                    while let Some(done) = running.next().await {
+                    while let Some(done) = running.join_next().await {
                         record(done)?;
                     }
                     let _ = reply.send(());
                 }
                 None => break,
             },
-            Some(done) = running.next(), if !running.is_empty() => record(done)?,
+            Some(done) = running.join_next(), if !running.is_empty() => record(done)?,
         }
     }
-    while let Some(done) = running.next().await {
+    while let Some(done) = running.join_next().await {
         record(done)?;
     }
     Ok(())
