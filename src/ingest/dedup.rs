@@ -64,8 +64,8 @@ impl Deduplicator {
 const FINGERPRINT_SEED: u64 = 0x6b69_6c6c_6d61_696c;
 
 /// A hash of the killmail's facts (stable within one build of the program). foldhash's quality
-/// variant: fingerprints are compared, not trusted against an adversary, and SipHash was 4% of
-/// a backfill's parse threads (docs/benchmarks.md).
+/// variant: fingerprints are compared, not trusted against an adversary, and SipHash was 8% of
+/// `battles check`'s instructions (docs/benchmarks.md).
 pub fn fingerprint(km: &Killmail) -> u64 {
     let mut h = foldhash::quality::FixedState::with_seed(FINGERPRINT_SEED).build_hasher();
     km.killmail_time.timestamp().hash(&mut h);
