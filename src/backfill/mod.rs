@@ -582,6 +582,16 @@ impl<'a> Sweep<'a> {
             let eviction = self.engine.evict_closed(first - self.lateness)?;
             self.summary.evicted_battles += eviction.battles as u64;
             self.summary.engine_time += t.elapsed();
+            if eviction.battles > 0 {
+                tracing::debug!(
+                    battles = eviction.battles,
+                    killmails = eviction.killmails,
+                    staying = self.engine.resident().killmails(),
+                    renewed = eviction.renewed,
+                    elapsed_ms = t.elapsed().as_millis() as u64,
+                    "evicted closed battles"
+                );
+            }
             if !eviction.unexpected.changes.is_empty() {
                 tracing::warn!(
                     changes = eviction.unexpected.changes.len(),
