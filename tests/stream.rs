@@ -3,7 +3,8 @@
 //! child process connecting to its listeners) give exactly the tables a backfill of the same
 //! killmails gives; `kill -9` mid-stream and a restart lose and repeat nothing; malformed
 //! messages are kept with their topic, partition and offset while good ones flow; every
-//! created and ended battle is published on `battle.events`.
+//! created and ended battle is published on `battle.events`; a signal while the service starts
+//! stops it cleanly.
 //!
 //! `battle_aliases` are not compared: they record the battles that ended on the way (a stream
 //! sees killmails in arrival order and merges battles a sorted backfill never splits), not the
@@ -768,6 +769,46 @@ fn an_engine_of_two_processes_consuming_four_partitions_gives_the_tables_of_one(
         &expected,
         &rt.block_on(common::dump(&db, Status::Ignored)),
         "a stream clustered by two processes",
+    );
+    rt.block_on(db.drop_database()).unwrap();
+}
+
+#[test]
+fn a_signal_while_the_service_starts_stops_it_cleanly() {
+    let rt = runtime();
+    let db = rt.block_on(TestDatabase::create()).unwrap();
+    // No broker listens there: the service holds the writer lock, then waits up to 10 s for
+    // the topic's metadata.
+    let brokers = format!("127.0.0.1:{}", free_port());
+    let mut service = Command::new(env!("CARGO_BIN_EXE_battles"))
+        .args(["run", "--listen", "127.0.0.1:0", "--workers", "1"])
+        .env("DATABASE_URL", &db.url)
+        .env("BATTLES_KAFKA_BROKERS", &brokers)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while scalar(
+        &rt,
+        &db,
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted",
+    ) == 0
+    {
+        assert!(
+            service.try_wait().unwrap().is_none(),
+            "the service exited before taking the writer lock"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the service never took the writer lock"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = stop(service);
+    assert!(
+        status.success(),
+        "a signal while starting must stop the service cleanly, not kill it: {status:?}"
     );
     rt.block_on(db.drop_database()).unwrap();
 }

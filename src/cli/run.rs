@@ -98,6 +98,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    // Listening for SIGINT and SIGTERM before anything else: a signal while the service starts
+    // (connecting, waiting for the brokers' metadata) stops it cleanly once the stage in
+    // progress is over, instead of killing it.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stop = Arc::new(AtomicBool::new(false));
+    stop_on_signal(&runtime, stop.clone(), stop_tx.clone())?;
+    let stopped_early = || {
+        let stopped = stop.load(Ordering::SeqCst);
+        if stopped {
+            eprintln!("stopped before the stream started");
+        }
+        stopped
+    };
     let writers = args.writers.unwrap_or_else(default_writers).max(1);
     // The configured pool, or more when the stream's writers need more sessions at once (a
     // part waiting for a session would time out after 30 s).
@@ -107,22 +120,32 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let (server, sink) = runtime.block_on(postgres::connect_sink(&sink_config))?;
     let sink = Arc::new(sink);
+    if stopped_early() {
+        return Ok(ExitCode::SUCCESS);
+    }
     // One writer per database, held until the stream has stopped.
     let _writer_lock = runtime.block_on(sink.lock_writer())?;
 
     let ingest = IngestContext::new(config.time_skew_secs);
     let resume = committed_positions(&sink, &runtime)?;
     let mut source: Box<dyn Source> = match &config.kafka_brokers {
-        Some(brokers) => Box::new(KafkaSource::open(
-            &KafkaOptions {
-                brokers: brokers.clone(),
-                topic: config.killmail_topic.clone(),
-                group_id: config.kafka_group_id.clone(),
-                batch: args.batch,
-                read_ahead: 2,
-            },
-            &resume,
-        )?),
+        Some(brokers) => {
+            // Waits up to 10 s for the topic's metadata when the brokers are away.
+            let opened = KafkaSource::open(
+                &KafkaOptions {
+                    brokers: brokers.clone(),
+                    topic: config.killmail_topic.clone(),
+                    group_id: config.kafka_group_id.clone(),
+                    batch: args.batch,
+                    read_ahead: 2,
+                },
+                &resume,
+            );
+            if stopped_early() {
+                return Ok(ExitCode::SUCCESS);
+            }
+            Box::new(opened?)
+        }
         None => {
             let paths = match args.paths.is_empty() {
                 true => vec![sample_path()?],
@@ -140,8 +163,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     eprintln!("{}", source.describe());
 
     let status = Arc::new(StreamStatus::default());
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stop = Arc::new(AtomicBool::new(false));
     let api = runtime.block_on(start_api(&config, &server, status.clone(), stop_rx.clone()))?;
     let relay = match &config.kafka_brokers {
         Some(brokers) => {
@@ -159,7 +180,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             None
         }
     };
-    runtime.spawn(stop_on_signal(stop.clone(), stop_tx.clone()));
     let control = match &config.kafka_brokers {
         Some(brokers) => {
             eprintln!(
@@ -255,21 +275,25 @@ async fn start_api(
     )))
 }
 
-/// Sets `stop` on SIGINT or SIGTERM.
-async fn stop_on_signal(stop: Arc<AtomicBool>, tx: tokio::sync::watch::Sender<bool>) {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Sets `stop` on SIGINT or SIGTERM from now on: the handlers are in place when this returns,
+/// and a task on `runtime` waits for the first signal.
+fn stop_on_signal(
+    runtime: &tokio::runtime::Runtime,
+    stop: Arc<AtomicBool>,
+    tx: tokio::sync::watch::Sender<bool>,
+) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let _entered = runtime.enter();
+    let mut interrupt = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    runtime.spawn(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate => {}
-    }
-    eprintln!("stopping: finishing the step in progress");
-    stop.store(true, Ordering::SeqCst);
-    let _ = tx.send(true);
+        eprintln!("stopping: finishing the step in progress");
+        stop.store(true, Ordering::SeqCst);
+        let _ = tx.send(true);
+    });
+    Ok(())
 }
