@@ -1,7 +1,7 @@
 //! The battle clustering engine: a timely + differential-dataflow graph that takes killmail
 //! insertions and retractions and keeps every battle, with its sides and statistics, up to date.
 //! Pure: no I/O. The stream service, backfill, re-clustering, tests and benches all drive it
-//! through [`Engine`]; [`reference`] computes the same battles sequentially for checking.
+//! through [`Engine`]; [`reference`](mod@reference) computes the same battles sequentially for checking.
 
 pub mod cell;
 pub mod changes;
