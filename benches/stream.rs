@@ -11,6 +11,8 @@
 //!    start, PostgreSQL's `now()`), as p50/p95/p99/max.
 //!
 //! `cargo bench --bench stream` (`BENCH_MODES=sustained` or `latency` for one phase;
+//! `BENCH_TIMESTAMPS=arrival` stamps the sustained phase's messages in arrival order, as a
+//! backlog produced over time is, instead of the time of the burst that produced them;
 //! `BENCH_LATENESS_SECS` overrides the stream's lateness allowance, `BENCH_BATCH` its
 //! messages per step and `BENCH_WRITERS` its connections writing a step, for A/B runs). The mock
 //! broker runs in this process and shares its cores.
@@ -78,13 +80,22 @@ fn producer(bootstrap: &str) -> BaseProducer {
         .unwrap()
 }
 
-fn send(producer: &BaseProducer, topic: &str, partition: i32, payload: &str) {
+/// Produces `payload` on `partition`, stamped `timestamp_ms` (`None`: the time of sending).
+fn send(
+    producer: &BaseProducer,
+    topic: &str,
+    partition: i32,
+    payload: &str,
+    timestamp_ms: Option<i64>,
+) {
     loop {
-        match producer.send(
-            BaseRecord::<(), str>::to(topic)
-                .partition(partition)
-                .payload(payload),
-        ) {
+        let mut record = BaseRecord::<(), str>::to(topic)
+            .partition(partition)
+            .payload(payload);
+        if let Some(ms) = timestamp_ms {
+            record = record.timestamp(ms);
+        }
+        match producer.send(record) {
             Ok(()) => return,
             Err(_) => {
                 producer.poll(Duration::from_millis(5));
@@ -194,8 +205,14 @@ fn sustained(cluster: &MockCluster<'static, rdkafka::producer::DefaultProducerCo
     let bootstrap = cluster.bootstrap_servers();
     let records = payloads(n);
     let p = producer(&bootstrap);
+    // `BENCH_TIMESTAMPS=arrival` stamps the messages one millisecond apart in arrival order, as
+    // a backlog produced while the killmails came in would be; by default they carry the time
+    // of this burst of sending, which says nothing of their order across partitions.
+    let arrival = env("BENCH_TIMESTAMPS", String::new()) == "arrival";
+    let first_ms = chrono::Utc::now().timestamp_millis() - records.len() as i64;
     for (i, (_, payload)) in records.iter().enumerate() {
-        send(&p, topic, i as i32 % partitions, payload);
+        let stamp = arrival.then_some(first_ms + i as i64);
+        send(&p, topic, i as i32 % partitions, payload, stamp);
         p.poll(Duration::ZERO);
     }
     p.flush(Duration::from_secs(60)).unwrap();
@@ -240,7 +257,7 @@ fn latency(cluster: &MockCluster<'static, rdkafka::producer::DefaultProducerCont
             std::thread::sleep(wait);
         }
         sent_at.insert(*id, chrono::Utc::now());
-        send(&p, topic, i as i32 % STEADY_PARTITIONS, payload);
+        send(&p, topic, i as i32 % STEADY_PARTITIONS, payload, None);
         p.poll(Duration::ZERO);
     }
     p.flush(Duration::from_secs(60)).unwrap();
