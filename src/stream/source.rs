@@ -395,6 +395,19 @@ impl rdkafka::consumer::ConsumerContext for WatermarkContext {}
 /// Messages of one partition the consumer takes from its queue ahead of the merge at most.
 const MERGE_AHEAD: usize = 256;
 
+/// The consumer's pause between two looks at its queues when nothing arrived: 2 ms after a
+/// message, doubling while the topic stays quiet, up to [`IDLE_PAUSE_MAX`]. Each look polls
+/// every partition's queue, so an idle service looking every 2 ms spent its CPU on nothing;
+/// the first message after a quiet spell waits at most that much longer.
+fn idle_pause(quiet_looks: u32) -> Duration {
+    Duration::from_millis(2)
+        .saturating_mul(1u32 << quiet_looks.min(4))
+        .min(IDLE_PAUSE_MAX)
+}
+
+/// The longest [`idle_pause`].
+const IDLE_PAUSE_MAX: Duration = Duration::from_millis(25);
+
 /// How long the merge waits for a partition that is behind but whose queue ran dry (between
 /// two fetches) before it goes on without it.
 const MERGE_WAIT: Duration = Duration::from_millis(30);
@@ -418,6 +431,8 @@ fn consume(
     // Per partition, the broker timestamp (ms) of the newest message consumed.
     let mut newest_ms: HashMap<i32, i64> = HashMap::new();
     let mut lag_checked = Instant::now();
+    // Looks at the queues that found nothing since the last message.
+    let mut quiet_looks = 0u32;
     while !stop.load(std::sync::atomic::Ordering::SeqCst) {
         let mut out = Vec::new();
         let started = Instant::now();
@@ -426,6 +441,7 @@ fn consume(
             let arrived = feeds.fill();
             if arrived {
                 last_arrival = Instant::now();
+                quiet_looks = 0;
             }
             while out.len() < batch {
                 let Some((partition, m)) = feeds.next() else {
@@ -447,7 +463,13 @@ fn consume(
                 break;
             }
             if !arrived {
-                std::thread::sleep(Duration::from_millis(2));
+                // Short while a batch is being gathered, longer while the topic is quiet.
+                let pause = match out.is_empty() {
+                    true => idle_pause(quiet_looks),
+                    false => idle_pause(0),
+                };
+                quiet_looks = quiet_looks.saturating_add(1);
+                std::thread::sleep(pause);
             }
         }
         if lag_checked.elapsed() >= Duration::from_millis(LAG_CHECK_MS) {
@@ -698,6 +720,15 @@ impl Source for KafkaSource {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_idle_pause_grows_from_2_ms_to_its_cap() {
+        let pauses: Vec<u64> = (0..8)
+            .map(|n| super::idle_pause(n).as_millis() as u64)
+            .collect();
+        assert_eq!(pauses, [2, 4, 8, 16, 25, 25, 25, 25]);
+        assert_eq!(super::idle_pause(u32::MAX), super::IDLE_PAUSE_MAX);
+    }
+
     use super::*;
 
     #[test]
