@@ -176,12 +176,19 @@ fn assert_nothing_dropped(p: &BaseProducer, topic: &str, partitions: i32) {
 }
 
 /// Waits until the committed positions add up to `messages`.
-fn wait_for_positions(db: &TestDatabase, messages: i64) {
+/// Waits until the stream on `stream` has committed the positions of `messages` messages;
+/// panics if the stream's thread ends first (a failed stream would otherwise be waited for
+/// for ever).
+fn wait_for_positions(db: &TestDatabase, messages: i64, stream: &std::thread::JoinHandle<()>) {
     while query_i64(
         db,
         "SELECT coalesce(sum(position), 0)::int8 FROM source_offsets",
     ) < messages
     {
+        assert!(
+            !stream.is_finished(),
+            "the stream stopped before committing every message (its error is above)"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -220,7 +227,7 @@ fn sustained(cluster: &MockCluster<'static, rdkafka::producer::DefaultProducerCo
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let (db, handle) = start_stream(bootstrap, topic.into(), stop.clone());
-    wait_for_positions(&db, records.len() as i64);
+    wait_for_positions(&db, records.len() as i64, &handle);
     let elapsed = started.elapsed().as_secs_f64();
     stop.store(true, Ordering::SeqCst);
     handle.join().unwrap();
@@ -263,7 +270,7 @@ fn latency(cluster: &MockCluster<'static, rdkafka::producer::DefaultProducerCont
     p.flush(Duration::from_secs(60)).unwrap();
     let produced = started.elapsed().as_secs_f64();
     assert_nothing_dropped(&p, topic, STEADY_PARTITIONS);
-    wait_for_positions(&db, records.len() as i64);
+    wait_for_positions(&db, records.len() as i64, &handle);
     stop.store(true, Ordering::SeqCst);
     handle.join().unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
