@@ -121,8 +121,6 @@ pub struct Engine {
     failed: Option<EngineError>,
     epoch: Epoch,
     resident: Resident,
-    /// A battle quiet for longer than this (seconds) before the horizon is closed for good.
-    quiet_secs: i64,
 }
 
 /// The timely workers running one instance of the graph, and the driver's channels to them.
@@ -152,7 +150,6 @@ impl Engine {
     /// (started with [`run_cluster_peer`]) runs the same number of workers
     /// ([`crate::handshake`]), then connects.
     pub fn start(config: EngineConfig) -> Result<Engine, EngineError> {
-        let quiet_secs = config.rule.window_secs.max(config.rule.max_link_secs());
         if let Some(cluster) = &config.cluster {
             if cluster.process != 0 {
                 return Err(EngineError::Start(format!(
@@ -170,7 +167,6 @@ impl Engine {
             failed: None,
             epoch: 0,
             resident: Resident::default(),
-            quiet_secs,
         })
     }
 
@@ -222,7 +218,7 @@ impl Engine {
     /// [`RENEWAL_RATIO`]). The outcome is the same state either way.
     pub fn evict_closed(&mut self, horizon: DateTime<Utc>) -> Result<Eviction, EngineError> {
         self.check_alive()?;
-        let closed = self.resident.closed_before(horizon, self.quiet_secs);
+        let closed = self.resident.closed_before(horizon, self.quiet_secs());
         self.evict(closed, Vec::new())
     }
 
@@ -282,6 +278,12 @@ impl Engine {
                 ignored: 0,
             },
         })
+    }
+
+    /// A battle quiet for longer than this (seconds) before the horizon is closed for good.
+    fn quiet_secs(&self) -> i64 {
+        let rule = &self.config.rule;
+        rule.window_secs.max(rule.max_link_secs())
     }
 
     /// Whether taking `leaving` killmails out of memory is cheaper by starting the graph again
