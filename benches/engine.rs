@@ -72,20 +72,15 @@ fn bulk_through_stage(killmails: &[Killmail], cut: usize) -> (f64, f64) {
     let secs = timely::execute_directly(move |worker| {
         let (mut input, probe) = worker.dataflow::<graph::Epoch, _, _>(|scope| {
             let (input, killmails) = scope.new_collection::<Shared<Killmail>, isize>();
-            let placed = graph::place_killmails(killmails.clone(), &config);
+            let placed = graph::place_killmails(killmails, &config);
             let labels = |placed| graph::label_killmails(graph::cluster_cells(placed, &config));
             let probe = match cut {
                 1 => placed.inner.probe().0,
                 2 => graph::cluster_cells(placed, &config).inner.probe().0,
                 3 => labels(placed).arrange_by_key().stream.probe().0,
-                4 => {
-                    graph::battle_pieces(killmails, labels(placed))
-                        .inner
-                        .probe()
-                        .0
-                }
+                4 => graph::battle_pieces(labels(placed)).inner.probe().0,
                 _ => {
-                    let pieces = graph::battle_pieces(killmails, labels(placed));
+                    let pieces = graph::battle_pieces(labels(placed));
                     let reports = graph::battle_reports(pieces, config.min_linked_killmails);
                     reports.inner.probe().0
                 }

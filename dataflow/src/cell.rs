@@ -197,13 +197,13 @@ pub fn satellite_bucket(time: i64, width: i64, sat_window: i64) -> i64 {
 /// nearest in time to `time`, ties to the smaller (time, id). Scans outwards from `time`, so it
 /// stops as soon as nothing nearer is left.
 fn nearest(
-    linkers: &[(Role, &LinkRecord)],
+    linkers: &[(Role, &LinkRecord, usize)],
     time: i64,
     lo: usize,
     hi: usize,
     wanted: impl Fn(usize) -> bool,
 ) -> Option<usize> {
-    let pos = lo + linkers[lo..hi].partition_point(|(_, r)| r.time < time);
+    let pos = lo + linkers[lo..hi].partition_point(|(_, r, _)| r.time < time);
     let (mut left, mut right) = (pos, pos);
     let mut best: Option<(i64, (i64, KillmailId), usize)> = None;
     loop {
@@ -234,44 +234,45 @@ fn nearest(
 }
 
 /// Clusters one cell. `members` holds the cell's records with their roles, in any order.
-/// Returns the memberships the cell decides (see [`Membership`]).
+/// Returns the memberships the cell decides (see [`Membership`]), each with the index in
+/// `members` of the killmail it is of.
 pub fn cluster_cell(
     cell: Cell,
     members: &[(&Role, &LinkRecord)],
     rule: &LinkRule,
     universe: &Universe,
-) -> Vec<Membership> {
+) -> Vec<(Membership, usize)> {
     let width = rule.bucket_width();
     let reach = rule.max_link_secs();
     let sat_window = rule.satellite_window();
     let cell_start = cell.1 * width;
     // Linkers in time order; satellites this cell attaches.
-    let mut linkers: Vec<(Role, &LinkRecord)> = Vec::with_capacity(members.len());
-    let mut satellites: Vec<&LinkRecord> = Vec::new();
-    for (role, rec) in members {
+    let mut linkers: Vec<(Role, &LinkRecord, usize)> = Vec::with_capacity(members.len());
+    let mut satellites: Vec<(&LinkRecord, usize)> = Vec::new();
+    for (m, (role, rec)) in members.iter().enumerate() {
         if !rec.satellite {
-            linkers.push((**role, rec));
+            linkers.push((**role, rec, m));
         } else {
             let attach_here = match role {
                 Role::Home => rec.time < cell_start + sat_window,
                 Role::Guest => rec.time >= (cell.1 - 1) * width + sat_window,
             };
             if attach_here {
-                satellites.push(rec);
+                satellites.push((rec, m));
             }
         }
     }
-    linkers.sort_by_key(|(_, r)| r.key());
-    satellites.sort_by_key(|r| r.key());
+    linkers.sort_by_key(|(_, r, _)| r.key());
+    satellites.sort_by_key(|(r, _)| r.key());
 
     // Union-find over linkers: every pair within reach that is not home-guest-less (two guests
     // are linked, if at all, in their own home cell).
     let n = linkers.len();
     let mut uf = UnionFind::new(n);
     for j in 0..n {
-        let (role_j, b) = linkers[j];
+        let (role_j, b, _) = linkers[j];
         for i in (0..j).rev() {
-            let (role_i, a) = linkers[i];
+            let (role_i, a, _) = linkers[i];
             if b.time - a.time > reach {
                 break;
             }
@@ -291,9 +292,9 @@ pub fn cluster_cell(
     // anyone with them, preferring one that has the satellite's victim in it (a pod and its
     // pilot's ship); ties go to the earlier (time, id).
     let mut attached: Vec<(usize, Option<usize>)> = Vec::with_capacity(satellites.len());
-    for (s, sat) in satellites.iter().enumerate() {
-        let lo = linkers.partition_point(|(_, r)| r.time < sat.time - sat_window);
-        let hi = linkers.partition_point(|(_, r)| r.time <= sat.time + sat_window);
+    for (s, &(sat, _)) in satellites.iter().enumerate() {
+        let lo = linkers.partition_point(|(_, r, _)| r.time < sat.time - sat_window);
+        let hi = linkers.partition_point(|(_, r, _)| r.time <= sat.time + sat_window);
         let candidate = |i: usize| {
             let r = linkers[i].1;
             r.system == sat.system && rule.share_anyone(r, sat)
@@ -312,7 +313,7 @@ pub fn cluster_cell(
     // Name each local component by its first member (time, id), satellites included.
     let mut first: Vec<(i64, KillmailId)> = vec![(i64::MAX, i64::MAX); n];
     let mut size = vec![0usize; n];
-    for (i, (_, rec)) in linkers.iter().enumerate() {
+    for (i, (_, rec, _)) in linkers.iter().enumerate() {
         let root = uf.find(i);
         first[root] = first[root].min(rec.key());
         size[root] += 1;
@@ -320,7 +321,7 @@ pub fn cluster_cell(
     for (s, best) in &attached {
         if let Some(i) = best {
             let root = uf.find(*i);
-            first[root] = first[root].min(satellites[*s].key());
+            first[root] = first[root].min(satellites[*s].0.key());
             size[root] += 1;
         }
     }
@@ -332,33 +333,33 @@ pub fn cluster_cell(
     };
 
     let mut out = Vec::with_capacity(n + satellites.len());
-    for (i, &(role, rec)) in linkers.iter().enumerate() {
+    for (i, &(role, rec, m)) in linkers.iter().enumerate() {
         let root = uf.find(i);
+        let membership = |primary| Membership {
+            killmail: rec.id,
+            node: node_of(first[root]),
+            primary,
+        };
         match role {
-            Role::Home => out.push(Membership {
-                killmail: rec.id,
-                node: node_of(first[root]),
-                primary: true,
-            }),
-            Role::Guest if size[root] > 1 => out.push(Membership {
-                killmail: rec.id,
-                node: node_of(first[root]),
-                primary: false,
-            }),
+            Role::Home => out.push((membership(true), m)),
+            Role::Guest if size[root] > 1 => out.push((membership(false), m)),
             Role::Guest => {}
         }
     }
-    let runs = satellite_runs(&satellites, &attached, sat_window);
+    let sats: Vec<&LinkRecord> = satellites.iter().map(|(r, _)| *r).collect();
+    let runs = satellite_runs(&sats, &attached, sat_window);
     for (s, best) in attached {
         let key = match best {
             Some(i) => first[uf.find(i)],
             None => runs[s],
         };
-        out.push(Membership {
-            killmail: satellites[s].id,
+        let (sat, m) = satellites[s];
+        let membership = Membership {
+            killmail: sat.id,
             node: node_of(key),
             primary: true,
-        });
+        };
+        out.push((membership, m));
     }
     out
 }

@@ -7,7 +7,8 @@
 //!    a secondary one.
 //! 3. Secondary memberships joined with primary ones are edges between nodes of different cells;
 //!    label propagation over these (few) edges gives each connected node the smallest label of
-//!    its component. Nodes without edges keep their own label.
+//!    its component. Nodes without edges keep their own label. A primary membership carries its
+//!    killmail, so the label reaches the killmail itself, not its id.
 //! 4. Killmails grouped by label are battles. A `reduce` per (battle, slice of time) summarizes
 //!    the battle's killmails of that slice as a [`Piece`].
 //! 5. A `reduce` per battle finishes its report from its pieces, so a step re-reads only the
@@ -21,8 +22,9 @@ use std::sync::Arc;
 
 use differential_dataflow::algorithms::graphs::propagate::propagate;
 use differential_dataflow::VecCollection;
+use serde::{Deserialize, Serialize};
 
-use crate::cell::{cells_of, cluster_cell, Cell, Membership, NearbyRegions, Node, Role};
+use crate::cell::{cells_of, cluster_cell, Cell, NearbyRegions, Node, Role};
 use crate::killmail::{Killmail, KillmailId};
 use crate::link::LinkRecord;
 use crate::report::BattleReport;
@@ -38,7 +40,24 @@ pub type Epoch = u64;
 pub type Label = (i64, KillmailId);
 
 /// A killmail's link record in one of its cells, with its role there.
-pub type Placed = (Cell, (Role, Shared<LinkRecord>));
+pub type Placed = (Cell, (Role, Shared<Linked>));
+
+/// What a cell holds of a killmail: its link record, and the killmail itself, which its primary
+/// membership carries on to the battle it is labelled with. Ordered by the link record, which
+/// names the killmail.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Linked {
+    pub link: LinkRecord,
+    pub killmail: Shared<Killmail>,
+}
+
+/// A killmail's membership in a local component as the graph carries it: a primary one with the
+/// killmail (stage 3 labels it), a secondary one by id (it only makes an edge).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Member {
+    Primary(Node, Shared<Killmail>),
+    Secondary(KillmailId, Node),
+}
 
 /// Builds the clustering graph over a collection of killmails: its stages in order.
 ///
@@ -49,10 +68,10 @@ pub fn battles<'scope>(
     killmails: VecCollection<'scope, Epoch, Shared<Killmail>, isize>,
     config: Arc<EngineConfig>,
 ) -> VecCollection<'scope, Epoch, Shared<BattleReport>, isize> {
-    let placed = place_killmails(killmails.clone(), &config);
+    let placed = place_killmails(killmails, &config);
     let memberships = cluster_cells(placed, &config);
-    let labels = label_killmails(memberships);
-    let pieces = battle_pieces(killmails, labels);
+    let labelled = label_killmails(memberships);
+    let pieces = battle_pieces(labelled);
     battle_reports(pieces, config.min_linked_killmails)
 }
 
@@ -65,9 +84,12 @@ pub fn place_killmails<'scope>(
     let width = config.rule.bucket_width();
     let nearby_regions = Arc::new(NearbyRegions::new(universe, config.rule.gate_jumps));
     killmails.flat_map(move |km| {
-        let rec = Shared::new(LinkRecord::of(&km));
-        cells_of(&rec, width, &nearby_regions)
-            .map(|(cell, role)| (cell, (role, rec.clone())))
+        let link = LinkRecord::of(&km);
+        let cells: Vec<(Cell, Role)> = cells_of(&link, width, &nearby_regions).collect();
+        let linked = Shared::new(Linked { link, killmail: km });
+        cells
+            .into_iter()
+            .map(|(cell, role)| (cell, (role, linked.clone())))
             .collect::<Vec<_>>()
     })
 }
@@ -77,71 +99,81 @@ pub fn place_killmails<'scope>(
 pub fn cluster_cells<'scope>(
     placed: VecCollection<'scope, Epoch, Placed, isize>,
     config: &Arc<EngineConfig>,
-) -> VecCollection<'scope, Epoch, Membership, isize> {
+) -> VecCollection<'scope, Epoch, Member, isize> {
     let universe = Universe::embedded();
     let config = config.clone();
     placed
         .reduce_named("ClusterCell", move |cell, members, out| {
-            let members: Vec<(&Role, &LinkRecord)> = members
+            let members: Vec<(&Role, &Linked)> = members
                 .iter()
                 .filter(|(_, diff)| *diff > 0)
-                .map(|((role, rec), _)| (role, &**rec))
+                .map(|((role, linked), _)| (role, &**linked))
                 .collect();
-            for m in cluster_cell(*cell, &members, &config.rule, universe) {
-                out.push((m, 1isize));
+            let links: Vec<(&Role, &LinkRecord)> =
+                members.iter().map(|(role, l)| (*role, &l.link)).collect();
+            for (m, at) in cluster_cell(*cell, &links, &config.rule, universe) {
+                let member = match m.primary {
+                    true => Member::Primary(m.node, members[at].1.killmail.clone()),
+                    false => Member::Secondary(m.killmail, m.node),
+                };
+                out.push((member, 1isize));
             }
         })
         .map(|(_cell, m)| m)
 }
 
-/// Stage 3: every killmail's battle label. Secondary memberships joined with primary ones are
-/// edges between local components of different cells; label propagation over them gives each
-/// connected component the smallest label of its nodes, and nodes without edges keep their own.
+/// Stage 3: every killmail with its battle label. Secondary memberships joined with primary
+/// ones are edges between local components of different cells; label propagation over them
+/// gives each connected component the smallest label of its nodes, and nodes without edges keep
+/// their own.
 pub fn label_killmails<'scope>(
-    memberships: VecCollection<'scope, Epoch, Membership, isize>,
-) -> VecCollection<'scope, Epoch, (KillmailId, Label), isize> {
-    let primary = memberships
-        .clone()
-        .filter(|m| m.primary)
-        .map(|m| (m.killmail, m.node));
-    let secondary = memberships
-        .filter(|m| !m.primary)
-        .map(|m| (m.killmail, m.node));
+    memberships: VecCollection<'scope, Epoch, Member, isize>,
+) -> VecCollection<'scope, Epoch, (Label, Shared<Killmail>), isize> {
+    let node_km = memberships.clone().flat_map(|m| match m {
+        Member::Primary(node, km) => Some((node, km)),
+        Member::Secondary(..) => None,
+    });
+    let primary = node_km.clone().map(|(node, km)| (km.killmail_id, node));
+    let secondary = memberships.flat_map(|m| match m {
+        Member::Secondary(km, node) => Some((km, node)),
+        Member::Primary(..) => None,
+    });
 
     let edges = secondary
-        .join_map(primary.clone(), |_km, guest: &Node, home: &Node| {
-            (*home, *guest)
-        })
+        .join_map(primary, |_km, guest: &Node, home: &Node| (*home, *guest))
         .filter(|(a, b)| a != b)
         .flat_map(|(a, b)| [(a, b), (b, a)])
         .distinct();
     let seeds = edges.clone().map(|(a, _)| (a, a.label())).distinct();
     let labels = propagate(edges, seeds);
 
-    let node_km = primary.map(|(km, node)| (node, km));
+    // Arranged once for both: the nodes that propagation labelled, and all of them.
+    let node_km = node_km.arrange_by_key();
     let connected = node_km
         .clone()
-        .join_map(labels.clone(), |_node, km: &KillmailId, label| {
-            (*km, *label)
+        .join_core(labels.arrange_by_key(), |node, km, label| {
+            Some((*node, *label, km.clone()))
         });
     let lonely = node_km
-        .clone()
-        .concat(node_km.semijoin(labels.map(|(node, _)| node)).negate())
-        .map(|(node, km)| (km, node.label()));
-    connected.concat(lonely)
+        .as_collection(|node, km| (node.label(), km.clone()))
+        .concat(
+            connected
+                .clone()
+                .map(|(node, _label, km)| (node.label(), km))
+                .negate(),
+        );
+    connected
+        .map(|(_node, label, km)| (label, km))
+        .concat(lonely)
 }
 
 /// Stage 4: each battle's killmails summarized per slice of time ([`Piece`]), so a step
 /// re-reads only the slices it touched.
 pub fn battle_pieces<'scope>(
-    killmails: VecCollection<'scope, Epoch, Shared<Killmail>, isize>,
-    labels: VecCollection<'scope, Epoch, (KillmailId, Label), isize>,
+    labelled: VecCollection<'scope, Epoch, (Label, Shared<Killmail>), isize>,
 ) -> VecCollection<'scope, Epoch, (Label, Shared<Piece>), isize> {
-    killmails
-        .map(|km| (km.killmail_id, km))
-        .join_map(labels, |_id, km: &Shared<Killmail>, label| {
-            ((*label, piece_of(km)), km.clone())
-        })
+    labelled
+        .map(|(label, km)| ((label, piece_of(&km)), km))
         .reduce_named("BattlePiece", |_key, kms, out| {
             let list: Vec<&Killmail> = kms
                 .iter()
