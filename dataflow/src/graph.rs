@@ -51,11 +51,15 @@ pub struct Linked {
     pub killmail: Shared<Killmail>,
 }
 
+/// A killmail with its id beside it: arrangements order these by the id they hold, without
+/// reading the killmail behind the pointer (a cache miss per comparison).
+pub type Carried = (KillmailId, Shared<Killmail>);
+
 /// A killmail's membership in a local component as the graph carries it: a primary one with the
 /// killmail (stage 3 labels it), a secondary one by id (it only makes an edge).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Member {
-    Primary(Node, Shared<Killmail>),
+    Primary(Node, Carried),
     Secondary(KillmailId, Node),
 }
 
@@ -113,7 +117,7 @@ pub fn cluster_cells<'scope>(
                 members.iter().map(|(role, l)| (*role, &l.link)).collect();
             for (m, at) in cluster_cell(*cell, &links, &config.rule, universe) {
                 let member = match m.primary {
-                    true => Member::Primary(m.node, members[at].1.killmail.clone()),
+                    true => Member::Primary(m.node, (m.killmail, members[at].1.killmail.clone())),
                     false => Member::Secondary(m.killmail, m.node),
                 };
                 out.push((member, 1isize));
@@ -128,12 +132,12 @@ pub fn cluster_cells<'scope>(
 /// their own.
 pub fn label_killmails<'scope>(
     memberships: VecCollection<'scope, Epoch, Member, isize>,
-) -> VecCollection<'scope, Epoch, (Label, Shared<Killmail>), isize> {
+) -> VecCollection<'scope, Epoch, (Label, Carried), isize> {
     let node_km = memberships.clone().flat_map(|m| match m {
         Member::Primary(node, km) => Some((node, km)),
         Member::Secondary(..) => None,
     });
-    let primary = node_km.clone().map(|(node, km)| (km.killmail_id, node));
+    let primary = node_km.clone().map(|(node, (id, _km))| (id, node));
     let secondary = memberships.flat_map(|m| match m {
         Member::Secondary(km, node) => Some((km, node)),
         Member::Primary(..) => None,
@@ -170,15 +174,15 @@ pub fn label_killmails<'scope>(
 /// Stage 4: each battle's killmails summarized per slice of time ([`Piece`]), so a step
 /// re-reads only the slices it touched.
 pub fn battle_pieces<'scope>(
-    labelled: VecCollection<'scope, Epoch, (Label, Shared<Killmail>), isize>,
+    labelled: VecCollection<'scope, Epoch, (Label, Carried), isize>,
 ) -> VecCollection<'scope, Epoch, (Label, Shared<Piece>), isize> {
     labelled
-        .map(|(label, km)| ((label, piece_of(&km)), km))
+        .map(|(label, (id, km))| ((label, piece_of(&km)), (id, km)))
         .reduce_named("BattlePiece", |_key, kms, out| {
             let list: Vec<&Killmail> = kms
                 .iter()
                 .filter(|(_, diff)| *diff > 0)
-                .map(|(km, _)| &***km)
+                .map(|((_, km), _)| &**km)
                 .collect();
             if !list.is_empty() {
                 out.push((Shared::new(Piece::of(&list)), 1isize));
