@@ -130,17 +130,30 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let resume = committed_positions(&sink, &runtime)?;
     let mut source: Box<dyn Source> = match &config.kafka_brokers {
         Some(brokers) => {
-            // Waits up to 10 s for the topic's metadata when the brokers are away.
-            let opened = KafkaSource::open(
-                &KafkaOptions {
-                    brokers: brokers.clone(),
-                    topic: config.killmail_topic.clone(),
-                    group_id: config.kafka_group_id.clone(),
-                    batch: args.batch,
-                    read_ahead: 2,
-                },
-                &resume,
-            );
+            // Opening waits up to 10 s for the topic's metadata when the brokers are away: it
+            // runs on a thread of its own, so a signal meanwhile stops the service at once (the
+            // thread ends with the process).
+            let options = KafkaOptions {
+                brokers: brokers.clone(),
+                topic: config.killmail_topic.clone(),
+                group_id: config.kafka_group_id.clone(),
+                batch: args.batch,
+                read_ahead: 2,
+            };
+            let positions = resume.clone();
+            let opening = std::thread::Builder::new()
+                .name("kafka-open".into())
+                .spawn(move || KafkaSource::open(&options, &positions))
+                .context("starting the thread that opens the Kafka source")?;
+            while !opening.is_finished() {
+                if stopped_early() {
+                    return Ok(ExitCode::SUCCESS);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            let opened = opening
+                .join()
+                .map_err(|_| anyhow::anyhow!("opening the Kafka source panicked"))?;
             if stopped_early() {
                 return Ok(ExitCode::SUCCESS);
             }
