@@ -20,7 +20,7 @@ use crate::graph::{self, Epoch};
 use crate::handshake;
 use crate::killmail::{Killmail, KillmailId};
 use crate::report::BattleReport;
-use crate::resident::Resident;
+use crate::resident::{holds_as_before, Resident};
 use crate::shared::Shared;
 use crate::EngineConfig;
 
@@ -324,7 +324,7 @@ impl Engine {
         let changes: Vec<BattleChange> = out
             .changes
             .into_iter()
-            .filter(|c| !Resident::holds_as_before(&before, c))
+            .filter(|c| !holds_as_before(&before, c))
             .collect();
         Ok(Eviction {
             battles: closed.len(),
@@ -437,7 +437,7 @@ impl Engine {
     /// Marks the engine failed: stops the driving worker's wait and returns the error with the
     /// first failure a worker reported.
     fn fail(&mut self) -> EngineError {
-        let e = EngineError::WorkerFailed(self.workers.abort());
+        let e = EngineError::WorkerFailed(self.workers.abort_wait());
         self.failed = Some(e.clone());
         e
     }
@@ -487,7 +487,7 @@ impl Workers {
 
     /// Stops the driving worker's wait for progress; returns the first failure a worker
     /// reported.
-    fn abort(&self) -> String {
+    fn abort_wait(&self) -> String {
         self.abort.store(true, Ordering::SeqCst);
         self.failure
             .lock()

@@ -146,26 +146,26 @@ impl Resident {
             .collect()
     }
 
-    /// Whether `change` brings back a battle of `before` (from [`Resident::take_battles`])
-    /// with the same killmails: what a new instance of the graph gives every staying battle.
-    pub(crate) fn holds_as_before(
-        before: &HashMap<Uuid, Vec<KillmailId>>,
-        change: &BattleChange,
-    ) -> bool {
-        match change {
-            BattleChange::Created(r) => before.get(&r.battle_id).is_some_and(|ids| {
-                ids.len() == r.killmails.len()
-                    && ids
-                        .iter()
-                        .zip(&r.killmails)
-                        .all(|(a, b)| *a == b.killmail_id)
-            }),
-            _ => false,
-        }
-    }
-
     /// Removes `id` from the resident killmails, returning its record.
     pub(crate) fn take(&mut self, id: KillmailId) -> Option<Arc<Killmail>> {
         self.killmails.remove(&id)
+    }
+}
+
+/// Whether `change` brings back a battle of `before` (from [`Resident::take_battles`])
+/// with the same killmails: what a new instance of the graph gives every staying battle.
+pub(crate) fn holds_as_before(
+    before: &HashMap<Uuid, Vec<KillmailId>>,
+    change: &BattleChange,
+) -> bool {
+    match change {
+        BattleChange::Created(r) => before.get(&r.battle_id).is_some_and(|ids| {
+            ids.len() == r.killmails.len()
+                && ids
+                    .iter()
+                    .zip(&r.killmails)
+                    .all(|(a, b)| *a == b.killmail_id)
+        }),
+        _ => false,
     }
 }
