@@ -99,8 +99,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     // Listening for SIGINT and SIGTERM before anything else: a signal while the service starts
-    // (connecting, waiting for the brokers' metadata) stops it cleanly once the stage in
-    // progress is over, instead of killing it.
+    // stops it cleanly, instead of killing it: once the stage in progress is over (connecting,
+    // taking the lock), or at once while it waits for the brokers' metadata.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stop = Arc::new(AtomicBool::new(false));
     stop_on_signal(&runtime, stop.clone(), stop_tx.clone())?;
