@@ -150,9 +150,10 @@ impl UnionFind {
 /// satellite window of each other and share a character: a spam run by one pilot, or a ship
 /// and its pod both killed by rats. Only satellites attached in the same cell group, so a run
 /// never reaches a fight and a run longer than a bucket comes out in bucket-long pieces.
-/// `satellites` is in (time, id) order; attached ones keep their own key (unused).
+/// `satellites` is in (time, id) order, each with its index among the cell's members (not used
+/// here); attached ones keep their own key (unused).
 fn satellite_runs(
-    satellites: &[&LinkRecord],
+    satellites: &[(&LinkRecord, usize)],
     attached: &[(usize, Option<usize>)],
     sat_window: i64,
 ) -> Vec<(i64, KillmailId)> {
@@ -163,9 +164,9 @@ fn satellite_runs(
         .collect();
     let mut uf = UnionFind::new(loose.len());
     for j in 0..loose.len() {
-        let b = satellites[loose[j]];
+        let b = satellites[loose[j]].0;
         for i in (0..j).rev() {
-            let a = satellites[loose[i]];
+            let a = satellites[loose[i]].0;
             if b.time - a.time > sat_window {
                 break;
             }
@@ -174,10 +175,10 @@ fn satellite_runs(
             }
         }
     }
-    let mut key: Vec<(i64, KillmailId)> = satellites.iter().map(|r| r.key()).collect();
+    let mut key: Vec<(i64, KillmailId)> = satellites.iter().map(|(r, _)| r.key()).collect();
     // Roots are the smallest index of their set, which is the earliest (time, id).
     for (i, &s) in loose.iter().enumerate() {
-        key[s] = satellites[loose[uf.find(i)]].key();
+        key[s] = satellites[loose[uf.find(i)]].0.key();
     }
     key
 }
@@ -346,8 +347,7 @@ pub fn cluster_cell(
             Role::Guest => {}
         }
     }
-    let sats: Vec<&LinkRecord> = satellites.iter().map(|(r, _)| *r).collect();
-    let runs = satellite_runs(&sats, &attached, sat_window);
+    let runs = satellite_runs(&satellites, &attached, sat_window);
     for (s, best) in attached {
         let key = match best {
             Some(i) => first[uf.find(i)],

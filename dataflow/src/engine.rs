@@ -213,9 +213,10 @@ impl Engine {
     /// watermark: the earliest time a killmail it will still insert may have.
     ///
     /// When most resident killmails leave (a backfill's step moves the horizon by hours or
-    /// days), retracting them would cost about as much as inserting them did; the engine then *renews* instead: it drops them, starts a new instance of the
-    /// graph and inserts the staying killmails into it ([`EngineConfig::renewal_min_leaving`],
-    /// [`RENEWAL_RATIO`]). The outcome is the same state either way.
+    /// days), retracting them would cost about as much as inserting them did; the engine then
+    /// *renews* instead: it drops them, starts a new instance of the graph and inserts the
+    /// staying killmails into it ([`EngineConfig::renewal_min_leaving`], [`RENEWAL_RATIO`]).
+    /// The outcome is the same state either way.
     pub fn evict_closed(&mut self, horizon: DateTime<Utc>) -> Result<Eviction, EngineError> {
         self.check_alive()?;
         let closed = self.resident.closed_before(horizon, self.quiet_secs());

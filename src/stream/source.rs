@@ -720,16 +720,14 @@ impl Source for KafkaSource {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn the_idle_pause_grows_from_2_ms_to_its_cap() {
-        let pauses: Vec<u64> = (0..8)
-            .map(|n| super::idle_pause(n).as_millis() as u64)
-            .collect();
+        let pauses: Vec<u64> = (0..8).map(|n| idle_pause(n).as_millis() as u64).collect();
         assert_eq!(pauses, [2, 4, 8, 16, 25, 25, 25, 25]);
-        assert_eq!(super::idle_pause(u32::MAX), super::IDLE_PAUSE_MAX);
+        assert_eq!(idle_pause(u32::MAX), IDLE_PAUSE_MAX);
     }
-
-    use super::*;
 
     #[test]
     fn lag_is_zero_when_every_partition_is_at_its_high_watermark() {
