@@ -27,8 +27,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use battles::generate::{generate_all, GeneratorConfig};
+use battles::ingest::IngestContext;
 use battles::stream::{
-    committed_positions, run_stream, KafkaOptions, KafkaSource, StreamOptions, StreamStatus,
+    committed_positions, run_stream, Decoder, KafkaOptions, KafkaSource, StreamOptions,
+    StreamStatus,
 };
 use battles_dataflow::EngineConfig;
 use battles_sink::{Sink, SinkConfig, TestDatabase};
@@ -133,6 +135,10 @@ fn start_stream(
                 group_id: "bench".into(),
                 batch: env("BENCH_BATCH", battles::stream::DEFAULT_BATCH),
                 read_ahead: 2,
+                decoder: Decoder {
+                    ingest: IngestContext::default(),
+                    max_record_bytes: battles::sources::DEFAULT_MAX_RECORD_BYTES,
+                },
             },
             &resume,
         )

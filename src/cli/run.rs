@@ -22,7 +22,7 @@ use crate::postgres;
 use crate::recluster::JobOptions;
 use crate::stream::control::{self, ControlTopics};
 use crate::stream::{
-    committed_positions, default_writers, pool_size_for, relay, run_stream, KafkaOptions,
+    committed_positions, default_writers, pool_size_for, relay, run_stream, Decoder, KafkaOptions,
     KafkaSource, ReplaySource, Source, StreamOptions, StreamStatus,
 };
 
@@ -126,7 +126,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // One writer per database, held until the stream has stopped.
     let _writer_lock = runtime.block_on(sink.lock_writer())?;
 
-    let ingest = IngestContext::new(config.time_skew_secs);
+    let decoder = Decoder {
+        ingest: IngestContext::new(config.time_skew_secs),
+        max_record_bytes: config.max_record_bytes,
+    };
     let resume = committed_positions(&sink, &runtime)?;
     let mut source: Box<dyn Source> = match &config.kafka_brokers {
         Some(brokers) => {
@@ -139,6 +142,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 group_id: config.kafka_group_id.clone(),
                 batch: args.batch,
                 read_ahead: 2,
+                decoder,
             };
             let positions = resume.clone();
             let opening = std::thread::Builder::new()
@@ -164,13 +168,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 true => vec![sample_path()?],
                 false => args.paths.clone(),
             };
-            Box::new(ReplaySource::open(
-                &paths,
-                args.speed,
-                &ingest,
-                config.max_record_bytes,
-                &resume,
-            )?)
+            Box::new(ReplaySource::open(&paths, args.speed, &decoder, &resume)?)
         }
     };
     eprintln!("{}", source.describe());
@@ -218,8 +216,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // process (`recluster::slice::plan_slice` starts it without the cluster).
     let defaults = StreamOptions::new(config.driver_engine_config(&args.cluster));
     let options = StreamOptions {
-        ingest,
-        max_record_bytes: config.max_record_bytes,
         batch: args.batch,
         writers,
         jobs: Some(JobOptions {

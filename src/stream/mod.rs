@@ -27,9 +27,10 @@ use chrono::{DateTime, Utc};
 use crate::backfill::progress::Progress;
 use crate::backfill::read::stored_position;
 use crate::backfill::{BatchExtras, Sweep, SweepOptions};
-use crate::ingest::{parse_record, IngestContext};
 use crate::recluster::{JobHost, JobOptions, JobRunner, Stepped};
-pub use source::{KafkaOptions, KafkaSource, Message, Poll, ReplaySource, Source};
+pub use source::{
+    Content, Decoder, KafkaOptions, KafkaSource, Message, Poll, ReplaySource, Source,
+};
 
 /// Messages per step at most. A backlog is taken this many at a time (larger steps rewrite a
 /// growing battle less often: 3.8k against 2.7k killmails/s at 5,000 in the stream bench, and
@@ -39,9 +40,7 @@ pub const DEFAULT_BATCH: usize = 20_000;
 /// How the stream runs.
 #[derive(Clone, Debug)]
 pub struct StreamOptions {
-    pub ingest: IngestContext,
     pub engine: EngineConfig,
-    pub max_record_bytes: usize,
     /// Messages per poll (one sweep, written in chunks of `chunk`).
     pub batch: usize,
     pub chunk: usize,
@@ -66,9 +65,7 @@ impl StreamOptions {
     pub fn new(engine: EngineConfig) -> StreamOptions {
         let window = engine.rule.reach();
         StreamOptions {
-            ingest: IngestContext::default(),
             engine: engine.clone(),
-            max_record_bytes: crate::sources::DEFAULT_MAX_RECORD_BYTES,
             batch: DEFAULT_BATCH,
             // A batch is one step: the live service writes what it changed at once (in one
             // transaction, or in the phases of a big step).
@@ -238,7 +235,7 @@ fn stream(
             metrics::gauge!("battle_kafka_lag_seconds").set(lag);
         }
         let started = Instant::now();
-        let batch = decode(&messages, options, |t, id| sweep.is_stored(t, id));
+        let batch = decode(messages, |t, id| sweep.is_stored(t, id));
         if let Some(newest) = batch.killmails.iter().map(|k| k.killmail_time).max() {
             watermark = watermark.max(newest);
         }
@@ -256,7 +253,7 @@ fn stream(
         )?;
         let elapsed = started.elapsed();
         tracing::debug!(
-            messages = messages.len(),
+            messages = batch.messages,
             killmails,
             duplicates,
             rejected,
@@ -265,7 +262,7 @@ fn stream(
             elapsed_ms = elapsed.as_millis() as u64,
             "step"
         );
-        status.count(&status.messages, messages.len() as u64);
+        status.count(&status.messages, batch.messages as u64);
         status.count(&status.killmails, killmails);
         status.count(&status.duplicates, duplicates);
         status.count(&status.rejected, rejected);
@@ -325,6 +322,7 @@ fn run_job_step(
 
 /// A batch of messages made ready for the sweep.
 struct Decoded {
+    messages: usize,
     killmails: Vec<Killmail>,
     rejections: Vec<RejectionRow>,
     /// Per stream, the position after its last message in the batch.
@@ -332,54 +330,42 @@ struct Decoded {
     duplicates: u64,
 }
 
-/// Parses `messages`: killmails not stored yet (`is_stored`) and not repeated in the batch,
-/// rejections with their positions, and the positions reached.
-fn decode(
-    messages: &[Message],
-    options: &StreamOptions,
-    is_stored: impl Fn(DateTime<Utc>, i64) -> bool,
-) -> Decoded {
-    let mut killmails = Vec::new();
+/// Sorts decoded `messages`: killmails not stored yet (`is_stored`) and not repeated in the
+/// batch, rejections with their positions, and the positions reached.
+fn decode(messages: Vec<Message>, is_stored: impl Fn(DateTime<Utc>, i64) -> bool) -> Decoded {
+    let count = messages.len();
+    let mut killmails = Vec::with_capacity(count);
     let mut rejections = Vec::new();
-    let mut offsets: BTreeMap<&str, i64> = BTreeMap::new();
-    let mut seen: HashSet<i64> = HashSet::new();
+    let mut offsets: BTreeMap<Arc<str>, i64> = BTreeMap::new();
+    let mut seen: HashSet<i64> = HashSet::with_capacity(count);
     let mut duplicates = 0;
     for m in messages {
-        let next = offsets.entry(m.key.as_str()).or_insert(m.offset + 1);
+        let next = offsets.entry(m.key).or_insert(m.offset + 1);
         *next = (*next).max(m.offset + 1);
-        let parsed = match m.payload.len() > options.max_record_bytes {
-            true => Err(crate::ingest::RejectReason::TooLarge {
-                max_bytes: options.max_record_bytes,
-            }),
-            false => parse_record(&m.payload, &options.ingest),
-        };
-        match parsed {
-            Ok(p) => {
-                let km = p.killmail;
+        match m.content {
+            Content::Killmail(km) => {
                 if is_stored(km.killmail_time, km.killmail_id) || !seen.insert(km.killmail_id) {
                     duplicates += 1;
                 } else {
-                    killmails.push(km);
+                    killmails.push(*km);
                 }
             }
-            Err(reason) => {
-                let cut = m.payload.len().min(options.max_record_bytes);
-                rejections.push(RejectionRow {
-                    raw_payload: String::from_utf8_lossy(&m.payload[..cut]).into_owned(),
-                    reason_code: reason.code().to_owned(),
-                    reason_message: reason.to_string(),
-                    source: stored_position(&m.position),
-                    received_at: Utc::now(),
-                });
-            }
+            Content::Rejected { reason, payload } => rejections.push(RejectionRow {
+                raw_payload: payload,
+                reason_code: reason.code().to_owned(),
+                reason_message: reason.to_string(),
+                source: stored_position(&m.position),
+                received_at: Utc::now(),
+            }),
         }
     }
     Decoded {
+        messages: count,
         killmails,
         rejections,
         offsets: offsets
             .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
+            .map(|(k, v)| (k.to_string(), v))
             .collect(),
         duplicates,
     }

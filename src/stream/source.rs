@@ -2,15 +2,21 @@
 //! killmail files on an accelerated clock ([`ReplaySource`], the embedded default). Both hand
 //! out [`Message`]s in batches with the position each one reaches, so the step loop, the
 //! offsets it commits and the rejections it keeps are the same whichever feeds it.
+//!
+//! A source decodes its messages ([`Decoder`]) before it hands them over: the Kafka source on
+//! its consumer thread, beside the step in progress, straight from librdkafka's buffers (no copy
+//! of a payload that parses), the replay once when it reads its files.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use battles_dataflow::Killmail;
 use chrono::{DateTime, Utc};
 
 use super::merge::TimeMerge;
-use crate::ingest::{parse_record, IngestContext};
+use crate::ingest::{parse_record, IngestContext, RejectReason};
 use crate::sources::{open_sources, SourcePosition};
 
 /// One record of a source.
@@ -18,12 +24,53 @@ use crate::sources::{open_sources, SourcePosition};
 pub struct Message {
     /// The `source_offsets` key of the stream it belongs to (`kafka:topic:partition`,
     /// `replay:...`).
-    pub key: String,
+    pub key: Arc<str>,
     /// Its offset in that stream; the position committed after it is `offset + 1`.
     pub offset: i64,
     /// Where it was read, for rejections.
     pub position: SourcePosition,
-    pub payload: Vec<u8>,
+    pub content: Content,
+}
+
+/// What a message holds, decoded.
+#[derive(Clone, Debug)]
+pub enum Content {
+    Killmail(Box<Killmail>),
+    /// Not a valid killmail: why, and its bytes (at most the record limit, invalid UTF-8
+    /// replaced) for `rejected_killmails`.
+    Rejected {
+        reason: RejectReason,
+        payload: String,
+    },
+}
+
+/// How a source decodes a message's bytes: parsed, validated and enriched as backfill input is,
+/// and refused when larger than `max_record_bytes`.
+#[derive(Clone, Debug)]
+pub struct Decoder {
+    pub ingest: IngestContext,
+    pub max_record_bytes: usize,
+}
+
+impl Decoder {
+    pub fn decode(&self, bytes: &[u8]) -> Content {
+        let parsed = match bytes.len() > self.max_record_bytes {
+            true => Err(RejectReason::TooLarge {
+                max_bytes: self.max_record_bytes,
+            }),
+            false => parse_record(bytes, &self.ingest),
+        };
+        match parsed {
+            Ok(p) => Content::Killmail(Box::new(p.killmail)),
+            Err(reason) => {
+                let kept = &bytes[..bytes.len().min(self.max_record_bytes)];
+                Content::Rejected {
+                    reason,
+                    payload: String::from_utf8_lossy(kept).into_owned(),
+                }
+            }
+        }
+    }
 }
 
 /// What a poll found.
@@ -88,25 +135,27 @@ impl ReplaySource {
     pub fn open(
         paths: &[PathBuf],
         speed: f64,
-        ctx: &IngestContext,
-        max_record_bytes: usize,
+        decoder: &Decoder,
         resume: &HashMap<String, i64>,
     ) -> anyhow::Result<ReplaySource> {
         let key = replay_key(paths);
-        let mut sources = open_sources(paths)?.with_max_record_bytes(max_record_bytes);
+        let shared_key: Arc<str> = Arc::from(key.as_str());
+        let mut sources = open_sources(paths)?.with_max_record_bytes(decoder.max_record_bytes);
         let mut records = Vec::new();
         while let Some(record) = sources.next_record() {
             let record = record?;
-            let time = parse_record(record.bytes, ctx)
-                .map(|p| p.killmail.killmail_time)
-                .unwrap_or(DateTime::<Utc>::MIN_UTC);
+            let content = decoder.decode(record.bytes);
+            let time = match &content {
+                Content::Killmail(k) => k.killmail_time,
+                Content::Rejected { .. } => DateTime::<Utc>::MIN_UTC,
+            };
             records.push((
                 time,
                 Message {
-                    key: key.clone(),
+                    key: shared_key.clone(),
                     offset: 0,
                     position: record.position(),
-                    payload: record.bytes.to_vec(),
+                    content,
                 },
             ));
         }
@@ -210,6 +259,8 @@ pub struct KafkaOptions {
     /// Batches read ahead of the step loop; when they are all waiting, the consumer thread stops
     /// polling (back-pressure: memory stays bounded while PostgreSQL is slow or away).
     pub read_ahead: usize,
+    /// Decodes each message on the consumer thread.
+    pub decoder: Decoder,
 }
 
 /// A Kafka topic, every partition of it assigned to this process at the offsets committed in
@@ -286,6 +337,7 @@ impl KafkaSource {
         let thread_lag = lag.clone();
         let topic = options.topic.clone();
         let batch = options.batch.max(1);
+        let decoder = options.decoder.clone();
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let thread_stop = stop.clone();
         let consumer_thread = std::thread::Builder::new()
@@ -293,8 +345,11 @@ impl KafkaSource {
             .spawn(move || {
                 consume(
                     consumer,
-                    topic,
-                    partitions,
+                    Feed {
+                        topic,
+                        partitions,
+                        decoder,
+                    },
                     next_offsets,
                     batch,
                     tx,
@@ -392,8 +447,10 @@ impl rdkafka::ClientContext for WatermarkContext {
 
 impl rdkafka::consumer::ConsumerContext for WatermarkContext {}
 
-/// Messages of one partition the consumer takes from its queue ahead of the merge at most.
-const MERGE_AHEAD: usize = 256;
+/// Messages of one partition the consumer takes from its queue (and decodes) ahead of the merge
+/// at most. The first look at a backlog decodes this many of every partition before the first
+/// batch goes out: 64 of each of the stream bench's 256 partitions is about one batch.
+const MERGE_AHEAD: usize = 64;
 
 /// The consumer's pause between two looks at its queues when nothing arrived: 2 ms after a
 /// message, doubling while the topic stays quiet, up to [`IDLE_PAUSE_MAX`]. Each look polls
@@ -412,14 +469,19 @@ const IDLE_PAUSE_MAX: Duration = Duration::from_millis(25);
 /// two fetches) before it goes on without it.
 const MERGE_WAIT: Duration = Duration::from_millis(30);
 
-/// The consumer thread: polls batches and hands them over until the receiver goes away. Each
-/// partition has a queue of its own, and a batch takes their messages oldest first
-/// ([`PartitionFeeds`]).
-#[allow(clippy::too_many_arguments)]
-fn consume(
-    consumer: rdkafka::consumer::BaseConsumer<WatermarkContext>,
+/// What the consumer thread reads, and how it decodes it.
+struct Feed {
     topic: String,
     partitions: Vec<i32>,
+    decoder: Decoder,
+}
+
+/// The consumer thread: polls batches, decodes them and hands them over until the receiver goes
+/// away. Each partition has a queue of its own, and a batch takes their messages oldest first
+/// ([`PartitionFeeds`]).
+fn consume(
+    consumer: rdkafka::consumer::BaseConsumer<WatermarkContext>,
+    feed: Feed,
     mut next_offsets: HashMap<i32, i64>,
     batch: usize,
     tx: std::sync::mpsc::SyncSender<anyhow::Result<Vec<Message>>>,
@@ -427,7 +489,7 @@ fn consume(
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) {
     use rdkafka::consumer::Consumer;
-    let mut feeds = PartitionFeeds::split(consumer, &topic, &partitions, &next_offsets);
+    let mut feeds = PartitionFeeds::split(consumer, feed, &next_offsets);
     // Per partition, the broker timestamp (ms) of the newest message consumed.
     let mut newest_ms: HashMap<i32, i64> = HashMap::new();
     let mut lag_checked = Instant::now();
@@ -497,6 +559,9 @@ struct PartitionFeeds {
     consumer: std::sync::Arc<rdkafka::consumer::BaseConsumer<WatermarkContext>>,
     topic: String,
     topic_c: std::ffi::CString,
+    decoder: Decoder,
+    /// Per partition, its `source_offsets` key, shared by its messages.
+    keys: HashMap<i32, Arc<str>>,
     queues: Vec<(i32, PartitionQueue)>,
     merge: TimeMerge<Merged>,
     /// Per partition, the offset after the newest message taken from its queue.
@@ -508,19 +573,27 @@ impl PartitionFeeds {
     /// comes through one); `next_offsets` where they resume.
     fn split(
         consumer: rdkafka::consumer::BaseConsumer<WatermarkContext>,
-        topic: &str,
-        partitions: &[i32],
+        feed: Feed,
         next_offsets: &HashMap<i32, i64>,
     ) -> PartitionFeeds {
         let consumer = std::sync::Arc::new(consumer);
-        let queues = partitions
+        let topic = feed.topic;
+        let queues = feed
+            .partitions
             .iter()
-            .filter_map(|&p| consumer.split_partition_queue(topic, p).map(|q| (p, q)))
+            .filter_map(|&p| consumer.split_partition_queue(&topic, p).map(|q| (p, q)))
+            .collect();
+        let keys = feed
+            .partitions
+            .iter()
+            .map(|&p| (p, Arc::from(kafka_key(&topic, p).as_str())))
             .collect();
         PartitionFeeds {
             consumer,
-            topic: topic.to_owned(),
-            topic_c: std::ffi::CString::new(topic).unwrap_or_default(),
+            topic_c: std::ffi::CString::new(topic.as_str()).unwrap_or_default(),
+            topic,
+            decoder: feed.decoder,
+            keys,
             queues,
             merge: TimeMerge::new(MERGE_WAIT),
             fetched_to: next_offsets.clone(),
@@ -536,7 +609,7 @@ impl PartitionFeeds {
         while let Some(polled) = self.consumer.poll(Duration::ZERO) {
             match polled {
                 Ok(m) => {
-                    let (partition, timestamp, message) = owned(&self.topic, &m);
+                    let (partition, timestamp, message) = self.decoded(&m);
                     self.fetched_to
                         .insert(partition, message.message.offset + 1);
                     self.merge.push(partition, timestamp, message);
@@ -573,7 +646,7 @@ impl PartitionFeeds {
         while self.merge.buffered(partition) < MERGE_AHEAD {
             match self.queues[i].1.poll(Duration::ZERO) {
                 Some(Ok(m)) => {
-                    let (p, timestamp, message) = owned(&self.topic, &m);
+                    let (p, timestamp, message) = self.decoded(&m);
                     self.fetched_to.insert(p, message.message.offset + 1);
                     self.merge.push(p, timestamp, message);
                     took = true;
@@ -628,28 +701,36 @@ struct Merged {
     message: Message,
 }
 
-/// A Kafka message as the stream's own: its partition, timestamp and [`Merged`] message.
-fn owned(topic: &str, m: &rdkafka::message::BorrowedMessage<'_>) -> (i32, Option<i64>, Merged) {
-    use rdkafka::Message as _;
-    let timestamp = m.timestamp().to_millis();
-    let message = Message {
-        key: kafka_key(topic, m.partition()),
-        offset: m.offset(),
-        position: SourcePosition::Kafka {
-            topic: topic.to_owned(),
-            partition: m.partition(),
+impl PartitionFeeds {
+    /// A Kafka message as the stream's own, decoded from librdkafka's buffer: its partition,
+    /// timestamp and [`Merged`] message.
+    fn decoded(&self, m: &rdkafka::message::BorrowedMessage<'_>) -> (i32, Option<i64>, Merged) {
+        use rdkafka::Message as _;
+        let timestamp = m.timestamp().to_millis();
+        let partition = m.partition();
+        let key = match self.keys.get(&partition) {
+            Some(key) => key.clone(),
+            None => Arc::from(kafka_key(&self.topic, partition).as_str()),
+        };
+        let message = Message {
+            key,
             offset: m.offset(),
-        },
-        payload: m.payload().unwrap_or_default().to_vec(),
-    };
-    (
-        m.partition(),
-        timestamp,
-        Merged {
-            timestamp_ms: timestamp,
-            message,
-        },
-    )
+            position: SourcePosition::Kafka {
+                topic: self.topic.clone(),
+                partition,
+                offset: m.offset(),
+            },
+            content: self.decoder.decode(m.payload().unwrap_or_default()),
+        };
+        (
+            partition,
+            timestamp,
+            Merged {
+                timestamp_ms: timestamp,
+                message,
+            },
+        )
+    }
 }
 
 /// The consumer's lag: 0 when every partition is consumed up to its high watermark, else the
@@ -721,6 +802,58 @@ impl Source for KafkaSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn decoder(max_record_bytes: usize) -> Decoder {
+        Decoder {
+            ingest: IngestContext::default(),
+            max_record_bytes,
+        }
+    }
+
+    /// A generated killmail as the enriched JSON a producer would send.
+    fn enriched_record() -> (Killmail, Vec<u8>) {
+        let generated = crate::generate::generate_all(crate::generate::GeneratorConfig {
+            days: 1,
+            ..crate::generate::GeneratorConfig::default()
+        });
+        let k = generated.killmails.into_iter().next().expect("a killmail");
+        let json = serde_json::to_vec(&k).unwrap();
+        (k, json)
+    }
+
+    #[test]
+    fn a_valid_record_decodes_to_its_killmail() {
+        let (k, json) = enriched_record();
+        match decoder(json.len()).decode(&json) {
+            Content::Killmail(decoded) => assert_eq!(decoded.killmail_id, k.killmail_id),
+            Content::Rejected { reason, .. } => panic!("rejected: {reason}"),
+        }
+    }
+
+    #[test]
+    fn a_record_over_the_limit_is_rejected_with_its_first_bytes_kept() {
+        let (_, json) = enriched_record();
+        let limit = json.len() - 1;
+        match decoder(limit).decode(&json) {
+            Content::Rejected { reason, payload } => {
+                assert_eq!(reason, RejectReason::TooLarge { max_bytes: limit });
+                assert_eq!(payload.as_bytes(), &json[..limit]);
+            }
+            Content::Killmail(_) => panic!("a record over the limit was accepted"),
+        }
+    }
+
+    #[test]
+    fn an_undecodable_record_is_rejected_with_its_bytes_made_text() {
+        let bytes = b"{\"killmail_id\": 5, \xff";
+        match decoder(1024).decode(bytes) {
+            Content::Rejected { payload, .. } => {
+                assert_eq!(payload, String::from_utf8_lossy(bytes));
+                assert!(payload.contains('\u{fffd}'));
+            }
+            Content::Killmail(_) => panic!("an undecodable record was accepted"),
+        }
+    }
 
     #[test]
     fn the_idle_pause_grows_from_2_ms_to_its_cap() {
