@@ -122,6 +122,24 @@ where
     Ok(writer.finish().await?)
 }
 
+/// Copies `events` into the outbox (its `id`, `created_at` and `published_at` as their
+/// defaults give them).
+pub(crate) async fn copy_events(
+    tx: &Transaction<'_>,
+    events: &[crate::events::OutboxEvent],
+) -> Result<u64, SinkError> {
+    copy_rows(
+        tx,
+        "battle_events_outbox (event_id, event_type, battle_id, payload)",
+        &[Type::UUID, Type::TEXT, Type::UUID, Type::JSONB],
+        (0..events.len()).map(|i| -> Vec<&(dyn ToSql + Sync)> {
+            let e = &events[i];
+            vec![&e.event_id, &e.event_type, &e.battle_id, &e.payload]
+        }),
+    )
+    .await
+}
+
 /// Copies the killmail store rows of `plan`.
 pub(crate) async fn copy_killmails(
     tx: &Transaction<'_>,

@@ -275,11 +275,9 @@ SELECT * FROM UNNEST($1::text[], $2::int8[])
 ON CONFLICT (source_key) DO UPDATE SET position = EXCLUDED.position, updated_at = NOW()
 WHERE source_offsets.position IS DISTINCT FROM EXCLUDED.position";
 
-const INSERT_EVENTS: &str = "
-INSERT INTO battle_events_outbox (event_id, event_type, battle_id, payload)
-SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::jsonb[])";
-
-/// Writes `events` to the outbox in `tx`; returns how many.
+/// Writes `events` to the outbox in `tx`; returns how many. With binary `COPY`: PostgreSQL
+/// writes a page of rows at a time, where `INSERT ... SELECT FROM UNNEST` logged each row
+/// (a step of 20,000 killmails has about 7,000 events).
 pub(crate) async fn insert_events(
     tx: &Transaction<'_>,
     events: Vec<OutboxEvent>,
@@ -287,19 +285,7 @@ pub(crate) async fn insert_events(
     if events.is_empty() {
         return Ok(0);
     }
-    let mut ids = Vec::with_capacity(events.len());
-    let mut types = Vec::with_capacity(events.len());
-    let mut battle_ids = Vec::with_capacity(events.len());
-    let mut payloads = Vec::with_capacity(events.len());
-    for e in events {
-        ids.push(e.event_id);
-        types.push(e.event_type.to_owned());
-        battle_ids.push(e.battle_id);
-        payloads.push(e.payload);
-    }
-    Ok(tx
-        .execute(INSERT_EVENTS, &[&ids, &types, &battle_ids, &payloads])
-        .await? as usize)
+    Ok(crate::copy::copy_events(tx, &events).await? as usize)
 }
 
 /// Writes `plan` in `tx` (the caller commits). `now` stamps the events. With `copy` (see
