@@ -27,7 +27,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use battles::generate::{generate_all, GeneratorConfig};
-use battles::ingest::IngestContext;
 use battles::stream::{
     committed_positions, run_stream, Decoder, KafkaOptions, KafkaSource, StreamOptions,
     StreamStatus,
@@ -135,10 +134,7 @@ fn start_stream(
                 group_id: "bench".into(),
                 batch: env("BENCH_BATCH", battles::stream::DEFAULT_BATCH),
                 read_ahead: 2,
-                decoder: Decoder {
-                    ingest: IngestContext::default(),
-                    max_record_bytes: battles::sources::DEFAULT_MAX_RECORD_BYTES,
-                },
+                decoder: Decoder::default(),
             },
             &resume,
         )

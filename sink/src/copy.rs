@@ -1,7 +1,8 @@
 //! Binary `COPY` of rows that are new: the rows of created battles and unstored killmails, when
 //! the step promises they are new (a backfill writing each battle once, when final; a live step,
 //! whose killmails were checked against the store). A step that also updates or ends stored
-//! battles copies its new rows and upserts the rest in the same transaction ([`Writes`]).
+//! battles copies its new rows and upserts the rest in the same transaction ([`Writes`]). The
+//! outbox's events, always new, are always copied ([`copy_events`]).
 //!
 //! `COPY .. FROM STDIN BINARY` skips the per-row conflict checks, `RETURNING` and array
 //! parameters of the upserts. Whether rows are new is the caller's promise

@@ -276,8 +276,9 @@ ON CONFLICT (source_key) DO UPDATE SET position = EXCLUDED.position, updated_at 
 WHERE source_offsets.position IS DISTINCT FROM EXCLUDED.position";
 
 /// Writes `events` to the outbox in `tx`; returns how many. With binary `COPY`: PostgreSQL
-/// writes a page of rows at a time, where `INSERT ... SELECT FROM UNNEST` logged each row
-/// (a step of 20,000 killmails has about 7,000 events).
+/// logs the table's new rows a heap page at a time, where `INSERT ... SELECT FROM UNNEST`
+/// logged each row (its indexes still log an entry per row; a step of 20,000 killmails has
+/// about 7,000 events).
 pub(crate) async fn insert_events(
     tx: &Transaction<'_>,
     events: Vec<OutboxEvent>,

@@ -107,7 +107,7 @@ pub struct StreamStatus {
     pub failed: AtomicBool,
     /// Consumer lag in milliseconds, when the source knows it.
     pub lag_ms: AtomicU64,
-    /// Time in steps (parse, cluster, hand to the writer), microseconds.
+    /// Time in steps (sort the decoded batch, cluster, hand to the writer), microseconds.
     pub step_micros: AtomicU64,
 }
 

@@ -52,23 +52,39 @@ pub struct Decoder {
     pub max_record_bytes: usize,
 }
 
+impl Default for Decoder {
+    fn default() -> Self {
+        Decoder {
+            ingest: IngestContext::default(),
+            max_record_bytes: crate::sources::DEFAULT_MAX_RECORD_BYTES,
+        }
+    }
+}
+
 impl Decoder {
     pub fn decode(&self, bytes: &[u8]) -> Content {
-        let parsed = match bytes.len() > self.max_record_bytes {
-            true => Err(RejectReason::TooLarge {
-                max_bytes: self.max_record_bytes,
-            }),
-            false => parse_record(bytes, &self.ingest),
-        };
-        match parsed {
+        if bytes.len() > self.max_record_bytes {
+            return self.too_large(bytes);
+        }
+        match parse_record(bytes, &self.ingest) {
             Ok(p) => Content::Killmail(Box::new(p.killmail)),
-            Err(reason) => {
-                let kept = &bytes[..bytes.len().min(self.max_record_bytes)];
-                Content::Rejected {
-                    reason,
-                    payload: String::from_utf8_lossy(kept).into_owned(),
-                }
-            }
+            Err(reason) => self.rejected(reason, bytes),
+        }
+    }
+
+    /// A record over the limit, whose reader already cut it (`bytes` may be its first part).
+    pub fn too_large(&self, bytes: &[u8]) -> Content {
+        let reason = RejectReason::TooLarge {
+            max_bytes: self.max_record_bytes,
+        };
+        self.rejected(reason, bytes)
+    }
+
+    fn rejected(&self, reason: RejectReason, bytes: &[u8]) -> Content {
+        let kept = &bytes[..bytes.len().min(self.max_record_bytes)];
+        Content::Rejected {
+            reason,
+            payload: String::from_utf8_lossy(kept).into_owned(),
         }
     }
 }
@@ -120,8 +136,8 @@ pub fn replay_key(paths: &[PathBuf]) -> String {
 pub struct ReplaySource {
     key: String,
     description: String,
-    records: Vec<(DateTime<Utc>, Message)>,
-    next: usize,
+    /// The records still to come, oldest first.
+    records: std::collections::VecDeque<(DateTime<Utc>, Message)>,
     speed: f64,
     started: Instant,
     /// Replay time at `started`.
@@ -144,7 +160,11 @@ impl ReplaySource {
         let mut records = Vec::new();
         while let Some(record) = sources.next_record() {
             let record = record?;
-            let content = decoder.decode(record.bytes);
+            // The reader cut a record over the limit: rejected as too large, as backfill does.
+            let content = match record.oversized {
+                true => decoder.too_large(record.bytes),
+                false => decoder.decode(record.bytes),
+            };
             let time = match &content {
                 Content::Killmail(k) => k.killmail_time,
                 Content::Rejected { .. } => DateTime::<Utc>::MIN_UTC,
@@ -166,9 +186,11 @@ impl ReplaySource {
         let next = resume
             .get(&key)
             .map_or(0, |p| (*p).clamp(0, records.len() as i64) as usize);
+        let total = records.len();
+        let mut records: std::collections::VecDeque<_> = records.into();
+        records.drain(..next);
         let description = format!(
-            "replaying {} records of {} at {speed}x{}",
-            records.len(),
+            "replaying {total} records of {} at {speed}x{}",
             paths
                 .iter()
                 .map(|p| p.display().to_string())
@@ -183,7 +205,6 @@ impl ReplaySource {
             key,
             description,
             records,
-            next,
             speed: speed.max(f64::MIN_POSITIVE),
             started: Instant::now(),
             origin: None,
@@ -195,7 +216,6 @@ impl ReplaySource {
     fn replay_now(&mut self) -> Option<DateTime<Utc>> {
         let first = self
             .records
-            .get(self.next..)?
             .iter()
             .map(|(t, _)| *t)
             .find(|t| *t > DateTime::<Utc>::MIN_UTC)?;
@@ -213,23 +233,20 @@ impl ReplaySource {
 
 impl Source for ReplaySource {
     fn poll(&mut self, max: usize, wait: Duration) -> anyhow::Result<Poll> {
-        if self.next >= self.records.len() {
+        if self.records.is_empty() {
             return Ok(Poll::End);
         }
         let deadline = Instant::now() + wait;
         loop {
             let now = self.replay_now().unwrap_or(DateTime::<Utc>::MAX_UTC);
-            let due = self.records[self.next..]
+            let due = self
+                .records
                 .iter()
                 .take(max.max(1))
                 .take_while(|(t, _)| *t <= now)
                 .count();
             if due > 0 {
-                let out = self.records[self.next..self.next + due]
-                    .iter()
-                    .map(|(_, m)| m.clone())
-                    .collect();
-                self.next += due;
+                let out = self.records.drain(..due).map(|(_, m)| m).collect();
                 return Ok(Poll::Messages(out));
             }
             if Instant::now() >= deadline {
@@ -853,6 +870,37 @@ mod tests {
             }
             Content::Killmail(_) => panic!("an undecodable record was accepted"),
         }
+    }
+
+    #[test]
+    fn a_replayed_record_over_the_limit_is_rejected_as_too_large() {
+        let (k, json) = enriched_record();
+        let limit = json.len() + 10;
+        let long = format!("{{\"killmail_id\": 1, \"pad\": \"{}\"}}", "x".repeat(limit));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("killmails.jsonl");
+        let mut text = String::from_utf8(json).unwrap();
+        text.push('\n');
+        text.push_str(&long);
+        text.push('\n');
+        std::fs::write(&path, text).unwrap();
+        let mut replay =
+            ReplaySource::open(&[path], 1e12, &decoder(limit), &HashMap::new()).unwrap();
+        let Poll::Messages(messages) = replay.poll(10, Duration::from_secs(1)).unwrap() else {
+            panic!("the replay gave no messages");
+        };
+        let contents: Vec<_> = messages.into_iter().map(|m| m.content).collect();
+        assert!(matches!(
+            &contents[..],
+            [
+                Content::Rejected { reason: RejectReason::TooLarge { max_bytes }, .. },
+                Content::Killmail(decoded),
+            ] if *max_bytes == limit && decoded.killmail_id == k.killmail_id
+        ));
+        assert!(matches!(
+            replay.poll(10, Duration::ZERO).unwrap(),
+            Poll::End
+        ));
     }
 
     #[test]
