@@ -235,7 +235,7 @@ fn stream(
             metrics::gauge!("battle_kafka_lag_seconds").set(lag);
         }
         let started = Instant::now();
-        let batch = decode(messages, |t, id| sweep.is_stored(t, id));
+        let batch = sort_batch(messages, |t, id| sweep.is_stored(t, id));
         if let Some(newest) = batch.killmails.iter().map(|k| k.killmail_time).max() {
             watermark = watermark.max(newest);
         }
@@ -321,7 +321,7 @@ fn run_job_step(
 }
 
 /// A batch of messages made ready for the sweep.
-struct Decoded {
+struct Batch {
     messages: usize,
     killmails: Vec<Killmail>,
     rejections: Vec<RejectionRow>,
@@ -332,7 +332,7 @@ struct Decoded {
 
 /// Sorts decoded `messages`: killmails not stored yet (`is_stored`) and not repeated in the
 /// batch, rejections with their positions, and the positions reached.
-fn decode(messages: Vec<Message>, is_stored: impl Fn(DateTime<Utc>, i64) -> bool) -> Decoded {
+fn sort_batch(messages: Vec<Message>, is_stored: impl Fn(DateTime<Utc>, i64) -> bool) -> Batch {
     let count = messages.len();
     let mut killmails = Vec::with_capacity(count);
     let mut rejections = Vec::new();
@@ -359,7 +359,7 @@ fn decode(messages: Vec<Message>, is_stored: impl Fn(DateTime<Utc>, i64) -> bool
             }),
         }
     }
-    Decoded {
+    Batch {
         messages: count,
         killmails,
         rejections,

@@ -20,7 +20,7 @@ use crate::ingest::{parse_record, IngestContext, RejectReason};
 use crate::sources::{open_sources, SourcePosition};
 
 /// One record of a source.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Message {
     /// The `source_offsets` key of the stream it belongs to (`kafka:topic:partition`,
     /// `replay:...`).
@@ -33,7 +33,7 @@ pub struct Message {
 }
 
 /// What a message holds, decoded.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub enum Content {
     Killmail(Box<Killmail>),
     /// Not a valid killmail: why, and its bytes (at most the record limit, invalid UTF-8
@@ -710,15 +710,7 @@ impl PartitionFeeds {
             .unwrap_or(low.max(0));
         next < high
     }
-}
 
-/// A message on its way through the merge, with its Kafka timestamp (ms).
-struct Merged {
-    timestamp_ms: Option<i64>,
-    message: Message,
-}
-
-impl PartitionFeeds {
     /// A Kafka message as the stream's own, decoded from librdkafka's buffer: its partition,
     /// timestamp and [`Merged`] message.
     fn decoded(&self, m: &rdkafka::message::BorrowedMessage<'_>) -> (i32, Option<i64>, Merged) {
@@ -748,6 +740,12 @@ impl PartitionFeeds {
             },
         )
     }
+}
+
+/// A message on its way through the merge, with its Kafka timestamp (ms).
+struct Merged {
+    timestamp_ms: Option<i64>,
+    message: Message,
 }
 
 /// The consumer's lag: 0 when every partition is consumed up to its high watermark, else the
