@@ -108,6 +108,12 @@ impl Cdp {
     }
 
     fn call(&mut self, method: &str, params: Value) -> Value {
+        self.try_call(method, params)
+            .unwrap_or_else(|error| panic!("{method}: {error}"))
+    }
+
+    /// The result of `method`, or the error DevTools answered with.
+    fn try_call(&mut self, method: &str, params: Value) -> Result<Value, Value> {
         self.next += 1;
         let id = self.next;
         let message = json!({ "id": id, "method": method, "params": params });
@@ -121,10 +127,10 @@ impl Cdp {
             };
             let value: Value = serde_json::from_str(text.as_str()).expect("DevTools JSON");
             if value["id"] == id {
-                if let Some(error) = value.get("error") {
-                    panic!("{method}: {error}");
-                }
-                return value["result"].clone();
+                return match value.get("error") {
+                    Some(error) => Err(error.clone()),
+                    None => Ok(value["result"].clone()),
+                };
             }
         }
     }
@@ -136,11 +142,24 @@ struct Tab {
 
 impl Tab {
     /// Evaluates `expression` in the page; its value.
+    /// An evaluation that meets a navigation in progress ("Inspected target navigated or
+    /// closed": the page it ran in went away) is asked again in the next page.
     fn eval(&mut self, expression: &str) -> Value {
-        let result = self.cdp.call(
-            "Runtime.evaluate",
-            json!({ "expression": expression, "returnByValue": true }),
-        );
+        let params = json!({ "expression": expression, "returnByValue": true });
+        let mut retries = 0;
+        let result = loop {
+            match self.cdp.try_call("Runtime.evaluate", params.clone()) {
+                Ok(result) => break result,
+                Err(error)
+                    if retries < 100
+                        && error["message"] == json!("Inspected target navigated or closed") =>
+                {
+                    retries += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(error) => panic!("Runtime.evaluate: {error}"),
+            }
+        };
         if let Some(exception) = result.get("exceptionDetails") {
             panic!("{expression}: {exception}");
         }
